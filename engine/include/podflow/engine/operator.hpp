@@ -1,0 +1,87 @@
+// The interface every operator implements, with the argument schema the loader checks at load time.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "podflow/engine/error.hpp"
+#include "podflow/engine/json.hpp"
+#include "podflow/engine/workflow.hpp"
+
+namespace podflow::engine {
+
+struct ArgSpec {
+  std::string name;
+  ValueType type = ValueType::string;
+  bool required = false;
+  std::optional<Json> default_value;
+  std::string description;
+};
+
+struct OperatorSchema {
+  std::vector<ArgSpec> args;
+  // Output keys the operator always returns. Template references to other keys are load errors,
+  // unless open_outputs is set (shell: the command writes whatever keys it likes).
+  std::vector<std::string> outputs;
+  bool open_outputs = false;
+
+  const ArgSpec* find_arg(std::string_view name) const;
+};
+
+// Where an operator writes its task log. Thread-safe; text is masked for secrets before it is stored.
+class TaskLog {
+ public:
+  virtual ~TaskLog() = default;
+  virtual void write(std::string_view text) = 0;
+};
+
+struct TaskContext {
+  std::string run_id;
+  std::string task_id;
+  int try_number = 1;
+  Json args = Json::object();  // rendered, schema defaults filled in
+  std::shared_ptr<TaskLog> log;
+  std::filesystem::path scratch_dir;  // per try, created by the executor, for files like outputs
+  std::map<std::string, std::string> env;  // extra environment for child processes (PODFLOW_RUN_ID...)
+};
+
+struct TaskOutcome {
+  Json outputs = Json::object();
+  std::optional<TaskError> error;
+
+  static TaskOutcome success(Json outputs = Json::object()) { return {std::move(outputs), {}}; }
+  static TaskOutcome failure(ErrorKind kind, std::string message) {
+    return {Json::object(), TaskError{kind, std::move(message)}};
+  }
+};
+
+// Operators run as coroutines on the engine's io_context. Cancellation (timeout, run cancel) arrives as
+// a terminal cancellation on the coroutine; an operator then stops its work (kills its processes,
+// aborts its requests) and returns or throws. Operators may throw: the executor records the exception
+// as a task_failed error.
+class Operator {
+ public:
+  virtual ~Operator() = default;
+  virtual std::string_view name() const = 0;
+  virtual const OperatorSchema& schema() const = 0;
+  virtual boost::asio::awaitable<TaskOutcome> execute(TaskContext ctx) const = 0;
+};
+
+class OperatorRegistry {
+ public:
+  void add(std::shared_ptr<const Operator> op);
+  std::shared_ptr<const Operator> find(std::string_view name) const;
+  std::vector<std::string> names() const;
+
+ private:
+  std::map<std::string, std::shared_ptr<const Operator>, std::less<>> ops_;
+};
+
+}  // namespace podflow::engine

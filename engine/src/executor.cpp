@@ -1,0 +1,1 @@
+// The DAG executor (being implemented).

@@ -1,0 +1,105 @@
+// Names of trigger rules and value types, type compatibility, and retry-policy questions.
+#include "podflow/engine/workflow.hpp"
+
+#include <algorithm>
+#include <array>
+#include <utility>
+
+namespace podflow::engine {
+namespace {
+
+constexpr std::array<std::pair<TriggerRule, std::string_view>, 8> kRuleNames{{
+    {TriggerRule::all_success, "all_success"},
+    {TriggerRule::all_done, "all_done"},
+    {TriggerRule::all_failed, "all_failed"},
+    {TriggerRule::one_success, "one_success"},
+    {TriggerRule::one_failed, "one_failed"},
+    {TriggerRule::none_failed, "none_failed"},
+    {TriggerRule::none_failed_min_one_success, "none_failed_min_one_success"},
+    {TriggerRule::always, "always"},
+}};
+
+constexpr std::array<std::pair<ValueType, std::string_view>, 8> kTypeNames{{
+    {ValueType::string, "string"},
+    {ValueType::integer, "integer"},
+    {ValueType::number, "number"},
+    {ValueType::boolean, "boolean"},
+    {ValueType::array, "array"},
+    {ValueType::object, "object"},
+    {ValueType::duration, "duration"},
+    {ValueType::any, "any"},
+}};
+
+template <typename Enum, std::size_t N>
+std::string_view name_of(const std::array<std::pair<Enum, std::string_view>, N>& table, Enum value) {
+  for (const auto& [v, name] : table) {
+    if (v == value) return name;
+  }
+  return table[0].second;
+}
+
+template <typename Enum, std::size_t N>
+std::optional<Enum> value_of(const std::array<std::pair<Enum, std::string_view>, N>& table,
+                             std::string_view text) {
+  for (const auto& [v, name] : table) {
+    if (name == text) return v;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::string_view to_string(TriggerRule rule) { return name_of(kRuleNames, rule); }
+std::optional<TriggerRule> parse_trigger_rule(std::string_view text) {
+  return value_of(kRuleNames, text);
+}
+const std::vector<std::string>& trigger_rule_names() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> out;
+    for (const auto& entry : kRuleNames) out.emplace_back(entry.second);
+    return out;
+  }();
+  return names;
+}
+
+std::string_view to_string(ValueType type) { return name_of(kTypeNames, type); }
+std::optional<ValueType> parse_value_type(std::string_view text) {
+  return value_of(kTypeNames, text);
+}
+
+bool value_type_fits(ValueType from, ValueType to) {
+  if (from == to || to == ValueType::any || from == ValueType::any) return true;
+  switch (to) {
+    case ValueType::number:
+      return from == ValueType::integer;
+    case ValueType::duration:
+      // Durations are written as text ("30s") or as a number of seconds.
+      return from == ValueType::string || from == ValueType::integer;
+    case ValueType::string:
+      // A duration param holds its text form.
+      return from == ValueType::duration;
+    default:
+      return false;
+  }
+}
+
+bool RetryPolicy::retries_kind(ErrorKind kind) const {
+  if (retry_on.empty()) return retried_by_default(kind);
+  return std::find(retry_on.begin(), retry_on.end(), kind) != retry_on.end();
+}
+
+const TaskSpec* Workflow::find_task(std::string_view id) const {
+  for (const auto& task : tasks) {
+    if (task.id == id) return &task;
+  }
+  return nullptr;
+}
+
+const ParamSpec* Workflow::find_param(std::string_view param_name) const {
+  for (const auto& param : params) {
+    if (param.name == param_name) return &param;
+  }
+  return nullptr;
+}
+
+}  // namespace podflow::engine
