@@ -1,9 +1,11 @@
 // Error kinds that drive retry decisions, and source-positioned diagnostics for workflow files.
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace podflow::engine {
@@ -31,8 +33,15 @@ const std::vector<ErrorKind>& all_error_kinds();
 bool retried_by_default(ErrorKind kind);
 
 struct TaskError {
+  TaskError() = default;
+  TaskError(ErrorKind error_kind, std::string error_message,
+            std::optional<std::chrono::milliseconds> error_retry_after = std::nullopt)
+      : kind(error_kind), message(std::move(error_message)), retry_after(error_retry_after) {}
+
   ErrorKind kind = ErrorKind::task_failed;
   std::string message;
+  // rate_limited: the server's Retry-After; the next try waits at least this long.
+  std::optional<std::chrono::milliseconds> retry_after;
 };
 
 struct SourcePos {
