@@ -57,7 +57,8 @@ std::unique_ptr<RunStore> open_store() {
     std::cerr << "podflow: cannot create PODFLOW_HOME " << home << ": " << ec.message() << "\n";
     return nullptr;
   }
-  auto opened = open_sqlite_store({.path = (home / "podflow.db").string(), .migrate_to_version = 0});
+  auto opened =
+      open_sqlite_store({.path = (home / "podflow.db").string(), .migrate_to_version = 0});
   if (auto* error = std::get_if<StoreOpenError>(&opened)) {
     std::cerr << "podflow: " << error->message << "\n";
     return nullptr;
@@ -280,9 +281,8 @@ int cmd_run(const std::string& file, const std::vector<std::string>& param_args,
     if (!store) return kExitBadInput;
     auto run = store->get_run(resume_id);
     if (!run) {
-      std::cerr << "podflow run --resume: no run '" << resume_id
-                << "' in " << (podflow_home() / "podflow.db").string()
-                << " (see `podflow runs list`)\n";
+      std::cerr << "podflow run --resume: no run '" << resume_id << "' in "
+                << (podflow_home() / "podflow.db").string() << " (see `podflow runs list`)\n";
       return kExitBadInput;
     }
     if (is_terminal(run->state)) {
@@ -300,8 +300,8 @@ int cmd_run(const std::string& file, const std::vector<std::string>& param_args,
     auto workflow = std::make_shared<const Workflow>(std::move(std::get<Workflow>(loaded)));
     const std::string owner = default_owner_id();
     const EpochMillis now = to_epoch_millis(std::chrono::system_clock::now());
-    const auto mode = owner_is_dead(run->owner) ? RunStore::Takeover::force
-                                                : RunStore::Takeover::if_expired;
+    const auto mode =
+        owner_is_dead(run->owner) ? RunStore::Takeover::force : RunStore::Takeover::if_expired;
     if (!store->acquire_lease(resume_id, owner, now, now + 30'000, mode)) {
       std::cerr << "podflow run --resume: run '" << resume_id << "' is still owned by "
                 << run->owner << " (lease until " << format_utc(run->lease_expires_at)
@@ -352,8 +352,8 @@ int cmd_graph(const std::string& file, const std::string& format) {
   if (format == "dot") {
     std::cout << "digraph \"" << workflow->name << "\" {\n  rankdir=LR;\n";
     for (const auto& task : workflow->tasks) {
-      std::cout << "  \"" << task.id << "\" [label=\"" << task.id << "\\n" << task.operator_name
-                << "\"];\n";
+      std::cout << "  \"" << task.id << "\" [label=\"" << task.id << "\\n"
+                << task.operator_name << "\"];\n";
     }
     for (const auto& task : workflow->tasks) {
       for (const auto& dep : task.depends) {
@@ -530,8 +530,7 @@ int run_cli(int argc, char** argv) {
   auto* graph = app.add_subcommand("graph", "Print a workflow's task graph");
   std::string graph_file, graph_format = "text";
   graph->add_option("file", graph_file, "Workflow file")->required();
-  graph->add_option("--format", graph_format, "text or dot")
-      ->check(CLI::IsMember({"text", "dot"}));
+  graph->add_option("--format", graph_format, "text or dot")->check(CLI::IsMember({"text", "dot"}));
   graph->callback([&] { exit_code = cmd_graph(graph_file, graph_format); });
 
   auto* next = app.add_subcommand("next", "Print the next fire times of a workflow's schedule");

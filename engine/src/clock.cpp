@@ -30,10 +30,9 @@ class SystemClock final : public Clock {
     auto handle = std::make_shared<SystemTimerHandle>(executor);
     handle->self_ = handle;
     handle->timer_.expires_at(when);
-    handle->timer_.async_wait(
-        [handle, fn = std::move(fn)](const boost::system::error_code& ec) {
-          if (!ec && !handle->cancelled_) fn();
-        });
+    handle->timer_.async_wait([handle, fn = std::move(fn)](const boost::system::error_code& ec) {
+      if (!ec && !handle->cancelled_) fn();
+    });
     return handle;
   }
 };

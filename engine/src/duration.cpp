@@ -13,8 +13,8 @@ struct Unit {
   std::int64_t millis;
 };
 // Largest first; "ms" is tested before "m" when reading.
-constexpr std::array<Unit, 5> kUnits{{
-    {"d", 86'400'000}, {"h", 3'600'000}, {"m", 60'000}, {"s", 1'000}, {"ms", 1}}};
+constexpr std::array<Unit, 5> kUnits{
+    {{"d", 86'400'000}, {"h", 3'600'000}, {"m", 60'000}, {"s", 1'000}, {"ms", 1}}};
 
 }  // namespace
 

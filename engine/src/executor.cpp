@@ -2,6 +2,7 @@
 // caused by one event is committed in one store batch before the tasks it makes ready are started.
 #include "podflow/engine/executor.hpp"
 
+#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -23,8 +24,6 @@
 #include "podflow/engine/operator.hpp"
 #include "podflow/engine/task_log.hpp"
 #include "podflow/engine/template.hpp"
-
-#include <openssl/evp.h>
 
 namespace podflow::engine {
 namespace asio = boost::asio;
@@ -67,8 +66,8 @@ std::variant<Json, std::vector<std::string>> resolve_params(
     if (spec == nullptr) {
       std::string known;
       for (const auto& param : workflow.params) known += (known.empty() ? "" : ", ") + param.name;
-      errors.push_back("unknown param '" + name + "'; workflow '" + workflow.name +
-                       "' declares " + (known.empty() ? "no params" : known));
+      errors.push_back("unknown param '" + name + "'; workflow '" + workflow.name + "' declares " +
+                       (known.empty() ? "no params" : known));
       continue;
     }
     auto parsed = parse_param_value(*spec, text);
@@ -292,8 +291,8 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
   }
 
   void prepare_masker() {
-    auto masker = std::make_shared<SecretMasker>(options_.masker ? *options_.masker
-                                                                 : SecretMasker::from_environment());
+    auto masker = std::make_shared<SecretMasker>(
+        options_.masker ? *options_.masker : SecretMasker::from_environment());
     for (const auto& param : workflow_->params) {
       if (!param.secret || !params_.contains(param.name)) continue;
       const Json& value = params_[param.name];
@@ -326,9 +325,15 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
                           "podflow stopped while try " + std::to_string(slot.rec.try_number) +
                               " was running; the run was resumed by " + options_.owner,
                           std::nullopt};
-          TryRecord attempt{run_.id, slot.spec->id, slot.rec.try_number, TaskState::failed,
-                            std::string(to_string(error.kind)), error.message,
-                            slot.rec.started_at, now, 0};
+          TryRecord attempt{run_.id,
+                            slot.spec->id,
+                            slot.rec.try_number,
+                            TaskState::failed,
+                            std::string(to_string(error.kind)),
+                            error.message,
+                            slot.rec.started_at,
+                            now,
+                            0};
           batch_.tries.push_back(attempt);
           fail_or_retry(i, error);
           break;
@@ -381,7 +386,8 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
         case Decision::skip:
         case Decision::upstream_failed:
           slot.rec.ended_at = to_epoch_millis(clock_->now());
-          set_state(t, decision == Decision::skip ? TaskState::skipped : TaskState::upstream_failed);
+          set_state(t,
+                    decision == Decision::skip ? TaskState::skipped : TaskState::upstream_failed);
           for (std::size_t d : slot.downstream) work.push_back(d);
           break;
       }
@@ -419,8 +425,8 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
 
     TemplateScope scope;
     scope.params = params_;
-    scope.run = Json{{"id", run_.id}, {"logical_date", run_.logical_date},
-                     {"workflow", run_.workflow}};
+    scope.run =
+        Json{{"id", run_.id}, {"logical_date", run_.logical_date}, {"workflow", run_.workflow}};
     scope.task_outputs = task_outputs_;
     scope.env = env_;
     auto rendered = render(slot.spec->with, scope);
@@ -440,8 +446,7 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
             self->observer_->on_log_line(self->run_.id, task_id, try_number, line);
           }
         });
-    slot.scratch_dir =
-        options_.home / "scratch" / run_.id / task_id / std::to_string(try_number);
+    slot.scratch_dir = options_.home / "scratch" / run_.id / task_id / std::to_string(try_number);
     std::error_code ec;
     std::filesystem::create_directories(slot.scratch_dir, ec);
 
@@ -460,8 +465,8 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
 
     slot.signal = std::make_shared<asio::cancellation_signal>();
     if (slot.spec->timeout) {
-      slot.timeout_timer = clock_->call_at(
-          now + *slot.spec->timeout, strand_, [weak, i, try_number] {
+      slot.timeout_timer =
+          clock_->call_at(now + *slot.spec->timeout, strand_, [weak, i, try_number] {
             if (auto self = weak.lock()) self->stop_try(i, try_number, StopReason::timeout);
           });
     }
@@ -490,7 +495,8 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
       }
       return TaskOutcome::failure(ErrorKind::task_failed, e.what());
     } catch (const std::exception& e) {
-      return TaskOutcome::failure(ErrorKind::task_failed, std::string("operator threw: ") + e.what());
+      return TaskOutcome::failure(ErrorKind::task_failed,
+                                  std::string("operator threw: ") + e.what());
     } catch (...) {
       return TaskOutcome::failure(ErrorKind::task_failed, "operator threw an unknown exception");
     }
@@ -510,8 +516,8 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
     }
     slot.signal->emit(asio::cancellation_type::terminal);
     std::weak_ptr<Run> weak = weak_from_this();
-    slot.abandon_timer = clock_->call_at(
-        clock_->now() + options_.cancel_grace, strand_, [weak, i, try_number] {
+    slot.abandon_timer =
+        clock_->call_at(clock_->now() + options_.cancel_grace, strand_, [weak, i, try_number] {
           auto self = weak.lock();
           if (!self) return;
           self->finish_try(i, try_number,
@@ -547,8 +553,8 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
       outcome.error->message = "timed out after " + format_duration(*slot.spec->timeout) +
                                " (try " + std::to_string(try_number) + ")";
     } else if (outcome.error && slot.stop == StopReason::cancel) {
-      outcome.error->kind = stopping_ == StopReason::timeout ? ErrorKind::timeout
-                                                             : ErrorKind::cancelled;
+      outcome.error->kind =
+          stopping_ == StopReason::timeout ? ErrorKind::timeout : ErrorKind::cancelled;
       outcome.error->message = stopping_ == StopReason::timeout
                                    ? "run timed out after " + format_duration(*workflow_->timeout)
                                    : "cancelled while running";
@@ -556,11 +562,12 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
 
     const EpochMillis now = to_epoch_millis(clock_->now());
     slot.rec.ended_at = now;
-    TryRecord attempt{run_.id, slot.spec->id, try_number, TaskState::success, "", "",
-                      slot.rec.started_at, now, 0};
+    TryRecord attempt{
+        run_.id, slot.spec->id, try_number, TaskState::success, "", "", slot.rec.started_at, now,
+        0};
     if (!outcome.error) {
-      slot.rec.outputs = masker_->mask_json(outcome.outputs.is_object() ? outcome.outputs
-                                                                        : Json::object());
+      slot.rec.outputs =
+          masker_->mask_json(outcome.outputs.is_object() ? outcome.outputs : Json::object());
       task_outputs_[slot.spec->id] = slot.rec.outputs;
       batch_.tries.push_back(attempt);
       set_state(i, TaskState::success);
@@ -851,8 +858,8 @@ Executor::~Executor() = default;
 
 std::shared_ptr<RunHandle> Executor::start(RunRequest request,
                                            std::shared_ptr<RunObserver> observer) {
-  auto run = std::make_shared<Run>(io_, store_, clock_, options_, request.workflow,
-                                   std::move(observer));
+  auto run =
+      std::make_shared<Run>(io_, store_, clock_, options_, request.workflow, std::move(observer));
   run->start(std::move(request));
   return run;
 }

@@ -66,8 +66,8 @@ std::optional<RunState> parse_run_state(std::string_view text) {
 }
 
 bool is_terminal(RunState state) {
-  return state == RunState::success || state == RunState::failed ||
-         state == RunState::cancelled || state == RunState::skipped;
+  return state == RunState::success || state == RunState::failed || state == RunState::cancelled ||
+         state == RunState::skipped;
 }
 
 }  // namespace podflow::engine

@@ -6,8 +6,9 @@
 
 namespace podflow::engine {
 
-std::filesystem::path task_log_path(const std::filesystem::path& logs_dir, const std::string& run_id,
-                                    const std::string& task_id, int try_number) {
+std::filesystem::path task_log_path(const std::filesystem::path& logs_dir,
+                                    const std::string& run_id, const std::string& task_id,
+                                    int try_number) {
   return logs_dir / run_id / task_id / (std::to_string(try_number) + ".log");
 }
 
@@ -19,9 +20,7 @@ FileTaskLog::FileTaskLog(std::filesystem::path path, std::shared_ptr<const Secre
   fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 }
 
-FileTaskLog::~FileTaskLog() {
-  close();
-}
+FileTaskLog::~FileTaskLog() { close(); }
 
 void FileTaskLog::write(std::string_view text) {
   std::lock_guard lock(mutex_);

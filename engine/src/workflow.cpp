@@ -31,7 +31,8 @@ constexpr std::array<std::pair<ValueType, std::string_view>, 8> kTypeNames{{
 }};
 
 template <typename Enum, std::size_t N>
-std::string_view name_of(const std::array<std::pair<Enum, std::string_view>, N>& table, Enum value) {
+std::string_view name_of(const std::array<std::pair<Enum, std::string_view>, N>& table,
+                         Enum value) {
   for (const auto& [v, name] : table) {
     if (v == value) return name;
   }

@@ -1,5 +1,5 @@
-// Cron schedules (5 fields and @hourly/@daily/@weekly/@monthly/@yearly) with next-fire computation in
-// an IANA time zone, following the DST rules of DESIGN.md section 5.
+// Cron schedules (5 fields and @hourly/@daily/@weekly/@monthly/@yearly) with next-fire computation
+// in an IANA time zone, following the DST rules of DESIGN.md section 5.
 #pragma once
 
 #include <chrono>

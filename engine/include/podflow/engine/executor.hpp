@@ -1,4 +1,5 @@
-// The event-driven DAG executor: runs workflows on an Asio thread pool with durable state transitions.
+// The event-driven DAG executor: runs workflows on an Asio thread pool with durable state
+// transitions.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -19,8 +20,8 @@
 
 namespace podflow::engine {
 
-// Delay before the try after `failed_try` (1-based): retry_delay * retry_backoff^(failed_try-1), capped
-// at max_retry_delay, then full jitter (uniform in [0, capped]) with `random01` in [0, 1).
+// Delay before the try after `failed_try` (1-based): retry_delay * retry_backoff^(failed_try-1),
+// capped at max_retry_delay, then full jitter (uniform in [0, capped]) with `random01` in [0, 1).
 Millis compute_retry_delay(const RetryPolicy& policy, int failed_try, double random01);
 
 // What the executor tells whoever drives a run (the CLI prints it; the web server will stream it).
@@ -41,7 +42,7 @@ struct ExecutorOptions {
   Millis lease_renew_every = std::chrono::seconds(10);
   // How long an operator may take to stop after a cancel or timeout before it is abandoned.
   Millis cancel_grace = std::chrono::seconds(30);
-  std::function<double()> random01;  // jitter source; default: a seeded PRNG
+  std::function<double()> random01;            // jitter source; default: a seeded PRNG
   std::shared_ptr<const SecretMasker> masker;  // default: from the environment
 };
 
@@ -52,8 +53,8 @@ struct RunRequest {
   std::string logical_date;      // empty: now
 };
 
-// Checks `--param` style overrides against the workflow's params and fills defaults. Errors name the
-// param and the fix; all are reported.
+// Checks `--param` style overrides against the workflow's params and fills defaults. Errors name
+// the param and the fix; all are reported.
 std::variant<Json, std::vector<std::string>> resolve_params(
     const Workflow& workflow, const std::vector<std::pair<std::string, std::string>>& overrides);
 

@@ -35,7 +35,8 @@ struct OperatorSchema {
   const ArgSpec* find_arg(std::string_view name) const;
 };
 
-// Where an operator writes its task log. Thread-safe; text is masked for secrets before it is stored.
+// Where an operator writes its task log. Thread-safe; text is masked for secrets before it is
+// stored.
 class TaskLog {
  public:
   virtual ~TaskLog() = default;
@@ -49,7 +50,8 @@ struct TaskContext {
   Json args = Json::object();  // rendered, schema defaults filled in
   std::shared_ptr<TaskLog> log;
   std::filesystem::path scratch_dir;  // per try, created by the executor, for files like outputs
-  std::map<std::string, std::string> env;  // extra environment for child processes (PODFLOW_RUN_ID...)
+  std::map<std::string, std::string>
+      env;  // extra environment for child processes (PODFLOW_RUN_ID...)
 };
 
 struct TaskOutcome {
@@ -62,10 +64,10 @@ struct TaskOutcome {
   }
 };
 
-// Operators run as coroutines on the engine's io_context. Cancellation (timeout, run cancel) arrives as
-// a terminal cancellation on the coroutine; an operator then stops its work (kills its processes,
-// aborts its requests) and returns or throws. Operators may throw: the executor records the exception
-// as a task_failed error.
+// Operators run as coroutines on the engine's io_context. Cancellation (timeout, run cancel)
+// arrives as a terminal cancellation on the coroutine; an operator then stops its work (kills its
+// processes, aborts its requests) and returns or throws. Operators may throw: the executor records
+// the exception as a task_failed error.
 class Operator {
  public:
   virtual ~Operator() = default;

@@ -40,8 +40,8 @@ struct TaskRecord {
   std::string run_id;
   std::string task_id;
   TaskState state = TaskState::none;
-  int try_number = 0;  // tries started so far; never reused
-  int max_tries = 1;   // retries + 1
+  int try_number = 0;      // tries started so far; never reused
+  int max_tries = 1;       // retries + 1
   std::string error_kind;  // empty when none
   std::string error_message;
   Json outputs = Json::object();
@@ -69,8 +69,8 @@ struct LeaseUpdate {
   EpochMillis lease_expires_at = 0;
 };
 
-// Everything one event changes: committed in one transaction, all or nothing. Records are upserts of
-// whole rows (insert or replace by primary key).
+// Everything one event changes: committed in one transaction, all or nothing. Records are upserts
+// of whole rows (insert or replace by primary key).
 struct StoreBatch {
   std::vector<RunRecord> runs;
   std::vector<TaskRecord> tasks;
@@ -90,24 +90,24 @@ class RunStore {
   virtual ~RunStore() = default;
 
   // Queues a batch for the writer. `on_commit` runs on the writer thread after the transaction that
-  // holds the batch committed (or failed); callers post back to their own executor. Batches submitted
-  // close together may share one transaction (group commit), always in submission order.
+  // holds the batch committed (or failed); callers post back to their own executor. Batches
+  // submitted close together may share one transaction (group commit), always in submission order.
   virtual void submit(StoreBatch batch, CommitHandler on_commit) = 0;
   // Blocks until every batch submitted before the call has committed.
   virtual void flush() = 0;
 
   virtual std::optional<RunRecord> get_run(const std::string& run_id) const = 0;
-  virtual std::vector<RunRecord> list_runs(const RunFilter& filter) const = 0;  // newest first
+  virtual std::vector<RunRecord> list_runs(const RunFilter& filter) const = 0;     // newest first
   virtual std::vector<TaskRecord> get_tasks(const std::string& run_id) const = 0;  // by task_id
   virtual std::vector<TryRecord> get_tries(const std::string& run_id,
                                            const std::string& task_id) const = 0;
 
-  // Takes ownership of a run when it has no owner, its lease expired before `now`, or `force` is set.
-  // Returns false (and changes nothing) when another owner holds a live lease. Synchronous: the
-  // writer commits it before returning.
+  // Takes ownership of a run when it has no owner, its lease expired before `now`, or `force` is
+  // set. Returns false (and changes nothing) when another owner holds a live lease. Synchronous:
+  // the writer commits it before returning.
   enum class Takeover { if_expired, force };
-  virtual bool acquire_lease(const std::string& run_id, const std::string& owner,
-                             EpochMillis now, EpochMillis lease_expires_at, Takeover mode) = 0;
+  virtual bool acquire_lease(const std::string& run_id, const std::string& owner, EpochMillis now,
+                             EpochMillis lease_expires_at, Takeover mode) = 0;
 };
 
 // In-memory store: same semantics, no disk. Commit handlers run on a writer thread of its own so
@@ -125,7 +125,8 @@ struct StoreOpenError {
 };
 
 // Opens (creating or migrating) a SQLite store. A database from a newer podflow is refused.
-std::variant<std::unique_ptr<RunStore>, StoreOpenError> open_sqlite_store(const SqliteOptions& options);
+std::variant<std::unique_ptr<RunStore>, StoreOpenError> open_sqlite_store(
+    const SqliteOptions& options);
 int sqlite_schema_version();  // the version this build writes
 
 }  // namespace podflow::engine

@@ -12,8 +12,9 @@
 
 namespace podflow::engine {
 
-std::filesystem::path task_log_path(const std::filesystem::path& logs_dir, const std::string& run_id,
-                                    const std::string& task_id, int try_number);
+std::filesystem::path task_log_path(const std::filesystem::path& logs_dir,
+                                    const std::string& run_id, const std::string& task_id,
+                                    int try_number);
 
 // Appends masked text line by line (a secret split across two writes is still masked). An optional
 // observer sees each masked line (`podflow run` prints them live).

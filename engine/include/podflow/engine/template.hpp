@@ -5,8 +5,8 @@
 #include <map>
 #include <optional>
 #include <string>
-#include <variant>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "podflow/engine/error.hpp"
@@ -17,8 +17,8 @@ namespace podflow::engine {
 struct TemplateRef {
   enum class Scope { params, run, tasks, env, literal };
   Scope scope = Scope::literal;
-  std::string name;               // param name, run field, task id, env name; literal text for literal
-  std::string output;             // tasks scope: output key
+  std::string name;    // param name, run field, task id, env name; literal text for literal
+  std::string output;  // tasks scope: output key
   std::vector<std::string> path;  // tasks scope: further keys into an object output (a.b.c)
   int offset = 0;                 // byte offset of the `{{` within the string, for error columns
 };
@@ -28,7 +28,7 @@ struct TemplateRef {
 // value it names.
 struct ParsedTemplate {
   struct Part {
-    std::string literal;            // used when ref is empty
+    std::string literal;  // used when ref is empty
     std::optional<TemplateRef> ref;
   };
   std::vector<Part> parts;
@@ -47,13 +47,13 @@ std::variant<ParsedTemplate, TemplateParseError> parse_template(std::string_view
 // Values a template can read while a run executes.
 struct TemplateScope {
   Json params = Json::object();
-  Json run = Json::object();                     // id, logical_date, workflow
+  Json run = Json::object();                              // id, logical_date, workflow
   std::map<std::string, Json, std::less<>> task_outputs;  // task id -> outputs object
   std::map<std::string, std::string, std::less<>> env;    // only env_allow names
 };
 
-// Renders every string in `value` (recursively through arrays and objects). A reference that cannot be
-// resolved is an error of kind bad_input naming the reference; never an empty string.
+// Renders every string in `value` (recursively through arrays and objects). A reference that cannot
+// be resolved is an error of kind bad_input naming the reference; never an empty string.
 std::variant<Json, TaskError> render(const Json& value, const TemplateScope& scope);
 
 }  // namespace podflow::engine
