@@ -19,8 +19,8 @@
 namespace podflow::engine {
 namespace {
 
-using TaskKey = std::pair<std::string, std::string>;            // run_id, task_id
-using TryKey = std::tuple<std::string, std::string, int>;       // run_id, task_id, try_number
+using TaskKey = std::pair<std::string, std::string>;       // run_id, task_id
+using TryKey = std::tuple<std::string, std::string, int>;  // run_id, task_id, try_number
 
 class MemoryStore final : public RunStore, private detail::StoreBackend {
  public:

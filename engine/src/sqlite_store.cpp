@@ -105,13 +105,13 @@ enum class Sql : std::size_t {
   count,
 };
 
-#define PODFLOW_RUN_COLUMNS                                                                    \
+#define PODFLOW_RUN_COLUMNS                                                                       \
   "id, workflow, state, params, source_path, definition, definition_hash, logical_date, reason, " \
   "created_at, started_at, ended_at, owner, lease_expires_at"
-#define PODFLOW_TASK_COLUMNS                                                                \
+#define PODFLOW_TASK_COLUMNS                                                            \
   "run_id, task_id, state, try_number, max_tries, error_kind, error_message, outputs, " \
   "started_at, ended_at, next_try_at"
-#define PODFLOW_TRY_COLUMNS                                                                  \
+#define PODFLOW_TRY_COLUMNS \
   "run_id, task_id, try_number, state, error_kind, error_message, started_at, ended_at, pid"
 
 constexpr std::array<const char*, static_cast<std::size_t>(Sql::count)> kSql{
@@ -204,7 +204,8 @@ class Connection {
   std::unique_ptr<sqlite3, DbCloser> db_;
   std::string path_;
   // Declared after db_: finalized before the connection closes.
-  std::array<std::unique_ptr<sqlite3_stmt, StatementFinalizer>, static_cast<std::size_t>(Sql::count)>
+  std::array<std::unique_ptr<sqlite3_stmt, StatementFinalizer>,
+             static_cast<std::size_t>(Sql::count)>
       statements_;
 };
 
@@ -424,7 +425,8 @@ class SqliteWriter final : public detail::StoreBackend {
       if (rc == SQLITE_DONE) rc = run_simple(connection_, Sql::release);
       if (rc == SQLITE_DONE) continue;
       if (sqlite3_get_autocommit(connection_.db()) != 0) {
-        // SQLite rolled the whole transaction back itself (I/O error, disk full): nothing committed.
+        // SQLite rolled the whole transaction back itself (I/O error, disk full): nothing
+        // committed.
         fail_all(rc);
         return;
       }
@@ -547,12 +549,14 @@ struct OpenFailure {
   std::string message;
 };
 
-std::string sqlite_message(sqlite3* db) { return db != nullptr ? sqlite3_errmsg(db) : "out of memory"; }
+std::string sqlite_message(sqlite3* db) {
+  return db != nullptr ? sqlite3_errmsg(db) : "out of memory";
+}
 
 std::variant<Connection, OpenFailure> open_connection(const std::string& path) {
   sqlite3* raw = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-                                 nullptr);
+  const int rc =
+      sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
   std::unique_ptr<sqlite3, DbCloser> db(raw);
   if (rc != SQLITE_OK) {
     return OpenFailure{path + ": cannot open the run database: " + sqlite_message(db.get()) +
@@ -586,12 +590,13 @@ std::optional<OpenFailure> configure(Connection& connection) {
   const auto& path = connection.path();
   const auto journal = read_text_pragma(connection, "PRAGMA journal_mode = WAL");
   if (!journal || *journal != "wal") {
-    return OpenFailure{path + ": cannot switch the run database to WAL mode: " +
-                       (journal ? "journal mode stays " + *journal : sqlite_message(connection.db()))};
+    return OpenFailure{
+        path + ": cannot switch the run database to WAL mode: " +
+        (journal ? "journal mode stays " + *journal : sqlite_message(connection.db()))};
   }
   if (connection.exec("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON") != SQLITE_OK) {
-    return OpenFailure{path + ": cannot configure the run database: " +
-                       sqlite_message(connection.db())};
+    return OpenFailure{path +
+                       ": cannot configure the run database: " + sqlite_message(connection.db())};
   }
   return std::nullopt;
 }
@@ -606,8 +611,8 @@ std::optional<OpenFailure> migrate(Connection& connection, int target_version) {
     }
     const auto version = read_pragma(connection, "PRAGMA user_version");
     if (!version) {
-      OpenFailure failure{path + ": cannot read the schema version: " +
-                          sqlite_message(connection.db())};
+      OpenFailure failure{path +
+                          ": cannot read the schema version: " + sqlite_message(connection.db())};
       connection.exec("ROLLBACK");
       return failure;
     }
@@ -650,8 +655,8 @@ std::variant<std::unique_ptr<RunStore>, StoreOpenError> open_sqlite_store(
   // The first read tells a database from any other file.
   const auto version = read_pragma(writer, "PRAGMA user_version");
   if (!version) {
-    return StoreOpenError{path + ": cannot read it as a podflow database: " +
-                          sqlite_message(writer.db()) +
+    return StoreOpenError{path +
+                          ": cannot read it as a podflow database: " + sqlite_message(writer.db()) +
                           " (move the file away or point PODFLOW_HOME elsewhere)"};
   }
   if (*version > latest) {
@@ -669,8 +674,8 @@ std::variant<std::unique_ptr<RunStore>, StoreOpenError> open_sqlite_store(
   auto& reader = std::get<Connection>(reader_opened);
   // The read connection never writes; say so, so a mistake fails loudly.
   if (reader.exec("PRAGMA query_only = ON") != SQLITE_OK) {
-    return StoreOpenError{path + ": cannot configure the run database: " +
-                          sqlite_message(reader.db())};
+    return StoreOpenError{path +
+                          ": cannot configure the run database: " + sqlite_message(reader.db())};
   }
   return std::unique_ptr<RunStore>(
       std::make_unique<SqliteStore>(std::move(writer), std::move(reader)));

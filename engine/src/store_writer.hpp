@@ -28,16 +28,16 @@ struct LeaseRequest {
 class StoreBackend {
  public:
   virtual ~StoreBackend() = default;
-  // Applies `batches` in order in one transaction, each batch all or nothing, and sets results[i] to
-  // the outcome of batches[i]. A failure of the transaction itself fails every batch.
+  // Applies `batches` in order in one transaction, each batch all or nothing, and sets results[i]
+  // to the outcome of batches[i]. A failure of the transaction itself fails every batch.
   virtual void commit_group(std::span<const StoreBatch* const> batches,
                             std::span<std::error_code> results) = 0;
   // The condition of RunStore::acquire_lease, committed before returning.
   virtual bool acquire_lease(const LeaseRequest& request) = 0;
 };
 
-// Owns the writer thread. Everything queued while the writer was busy goes into one transaction, so a
-// burst of small batches costs one fsync, while a lone batch is committed at once.
+// Owns the writer thread. Everything queued while the writer was busy goes into one transaction, so
+// a burst of small batches costs one fsync, while a lone batch is committed at once.
 class StoreWriter {
  public:
   explicit StoreWriter(StoreBackend& backend);
