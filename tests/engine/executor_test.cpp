@@ -147,7 +147,7 @@ struct Harness {
       task.retry.retry_backoff = 2;
       task.retry.max_retry_delay = 35s;
       task.timeout = def.timeout;
-      task.with = def.with;
+      task.with = def.with.is_null() ? Json::object() : def.with;
       wf->tasks.push_back(task);
     }
     return wf;
