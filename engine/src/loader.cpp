@@ -346,9 +346,9 @@ class Loader {
   static std::string kind_of(const YAML::Node& node) {
     switch (node.Type()) {
       case YAML::NodeType::Map:
-        return "a map";
+        return node.size() == 0 ? "an empty map" : "a map";
       case YAML::NodeType::Sequence:
-        return "a list";
+        return node.size() == 0 ? "an empty list" : "a list";
       case YAML::NodeType::Null:
         return "nothing";
       case YAML::NodeType::Scalar:
@@ -692,6 +692,8 @@ class Loader {
               std::string hint = did_you_mean(*text, kParamTypes);
               error(field.value,
                     what + " must be one of " + join(kParamTypes) + ", got '" + *text + "'" + hint);
+              typed = true;  // reported; do not also report it as missing
+              spec.type = ValueType::any;
             } else {
               spec.type = *type;
               typed = true;
@@ -864,6 +866,7 @@ class Loader {
     for (std::size_t i = 0; i < workflow_.tasks.size(); ++i) {
       apply_defaults(workflow_.tasks[i], sources_[i]);
       if (sources_[i].with) check_with(i, acyclic);
+      check_required_args(i);
     }
     for (std::size_t i = 0; i < workflow_.tasks.size(); ++i) fill_arg_defaults(workflow_.tasks[i]);
   }
@@ -1099,12 +1102,18 @@ class Loader {
       check_arg_value(index, entry, arg, value, acyclic);
       spec.with[entry.key] = std::move(value);
     }
-    if (schema) {
-      for (const auto& arg : schema->args) {
-        if (arg.required && !spec.with.contains(arg.name)) {
-          error(with.key_node, "task '" + spec.id + "' is missing required argument '" + arg.name +
-                                   "' of operator '" + spec.operator_name + "'");
-        }
+  }
+
+  // Reported at `with:` when the task has one, else at the task's id.
+  void check_required_args(std::size_t index) {
+    const TaskSpec& spec = workflow_.tasks[index];
+    if (!spec.op) return;
+    const auto& with = sources_[index].with;
+    const YAML::Node& place = with ? with->key_node : sources_[index].node;
+    for (const auto& arg : spec.op->schema().args) {
+      if (arg.required && !spec.with.contains(arg.name)) {
+        error(place, "task '" + spec.id + "' is missing required argument '" + arg.name +
+                         "' of operator '" + spec.operator_name + "'; add it under with:");
       }
     }
   }
@@ -1189,9 +1198,16 @@ class Loader {
 
   void walk_templates(std::size_t index, const YAML::Node& node, const std::string& what,
                       bool acyclic) {
-    if (node.IsSequence() || node.IsMap()) {
+    if (node.IsMap()) {
       for (auto it = node.begin(); it != node.end(); ++it) {
-        walk_templates(index, node.IsMap() ? it->second : *it, what, acyclic);
+        walk_templates(index, it->second, what + "." + it->first.Scalar(), acyclic);
+      }
+      return;
+    }
+    if (node.IsSequence()) {
+      std::size_t i = 0;
+      for (const auto& item : node) {
+        walk_templates(index, item, what + "[" + std::to_string(i++) + "]", acyclic);
       }
       return;
     }
