@@ -76,8 +76,9 @@ std::string did_you_mean(std::string_view word, const Range& candidates) {
       best = std::string(candidate);
     }
   }
-  const std::size_t limit = std::max<std::size_t>(2, word.size() / 3);
-  if (best.empty() || best_distance > limit) return {};
+  // About one typo per three letters; never for names so short that any other name is as close.
+  const std::size_t limit = std::max<std::size_t>(1, word.size() / 3);
+  if (best.empty() || best_distance > limit || best_distance >= word.size()) return {};
   return " (did you mean '" + best + "'?)";
 }
 
