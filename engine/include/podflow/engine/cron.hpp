@@ -41,6 +41,12 @@ class CronSchedule {
   bool day_of_week_restricted_ = false;
   bool minute_star_ = false;
   bool hour_star_ = false;
+
+  // Helpers of next_after (cron.cpp). Local wall-clock times are durations since 1970-01-01 00:00
+  // local, so this header needs no date/tz types.
+  bool day_matches(unsigned day_of_month, unsigned weekday) const;  // weekday: Sunday 0
+  std::optional<std::chrono::seconds> next_local_match(std::chrono::seconds from,
+                                                       std::chrono::seconds limit) const;
   friend struct CronScheduleAccess;
 };
 
