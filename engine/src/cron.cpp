@@ -192,7 +192,7 @@ class FieldParser {
   std::variant<int, std::string> parse_value(std::string_view text, std::string_view item) {
     if (text.empty()) {
       return std::string(spec_.name) + " field '" + std::string(item) +
-             "' has a range with a missing end; write a range as 1-5";
+             "' has a range with a missing start or end; write a range as 1-5";
     }
     if (std::isdigit(static_cast<unsigned char>(text[0]))) {
       const std::optional<int> number = parse_number(text);
@@ -272,7 +272,11 @@ std::variant<CronSchedule, CronParseError> CronSchedule::parse(std::string_view 
   }
 
   std::string expanded_storage;
-  if (fields.size() == 1 && fields[0].text.starts_with('@')) {
+  if (fields.size() > 1 && fields[0].text.starts_with('@')) {
+    return CronParseError{fields[1].offset, "a macro such as " + std::string(fields[0].text) +
+                                                " stands alone; remove what follows it"};
+  }
+  if (fields[0].text.starts_with('@')) {
     const std::string lower = [&] {
       std::string out(fields[0].text);
       for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));

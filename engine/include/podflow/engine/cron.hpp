@@ -52,7 +52,8 @@ class CronSchedule {
 
 bool is_known_time_zone(const std::string& name);
 
-// One line of `podflow next`: "2026-03-29T01:00:00Z  2026-03-29 03:00:00 +02:00 (CEST)" style.
+// One line of `podflow next`: "2026-03-29T01:00:00Z  2026-03-29 03:00:00+02:00 CEST" (the
+// abbreviation is left out when the zone has only a numeric one, such as "-03").
 std::string format_fire_time(SysSeconds when, const std::string& time_zone);
 
 // Parses ISO-8601 as accepted by `podflow next --after`: 2026-03-29T01:00:00Z, with an offset
