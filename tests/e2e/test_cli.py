@@ -1,0 +1,343 @@
+"""End-to-end tests: run the real podflow binary on workflow files and check what a user observes."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import unittest
+
+PODFLOW = os.environ.get("PODFLOW_BIN", "build/app/podflow")
+DEADLINE = 60  # seconds any single podflow command may take in these tests
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead for our purposes.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def wait_for(predicate, what, timeout=30):
+    """Polls a condition a user could check by hand (a file appearing); fails after `timeout`."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class PodflowTestCase(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="podflow-e2e-")
+        self.dir = self.tmp.name
+        self.env = dict(os.environ)
+        self.env["PODFLOW_HOME"] = os.path.join(self.dir, "home")
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def write(self, name, text):
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write(textwrap.dedent(text))
+        return path
+
+    def podflow(self, *args, expect=None):
+        proc = subprocess.run([PODFLOW, *args], env=self.env, capture_output=True, text=True,
+                              timeout=DEADLINE)
+        if expect is not None and proc.returncode != expect:
+            self.fail(f"podflow {' '.join(args)} exited {proc.returncode}, expected {expect}\n"
+                      f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+        return proc
+
+    def run_id(self, output):
+        match = re.search(r"^run (\S+) started", output, re.M)
+        self.assertIsNotNone(match, output)
+        return match.group(1)
+
+    def task_row(self, show_output, task):
+        for line in show_output.splitlines():
+            parts = line.split()
+            if parts and parts[0] == task:
+                return parts
+        self.fail(f"task {task} not in:\n{show_output}")
+
+
+class ValidateTest(PodflowTestCase):
+    def test_valid_file_is_ok_and_bad_file_names_the_place(self):
+        good = self.write("good.yaml", """\
+            tasks:
+              hello: {operator: shell, with: {command: echo hi}}
+            """)
+        bad = self.write("bad.yaml", """\
+            tasks:
+              hello:
+                operator: shell
+                depends: [helo]
+                with: {command: echo hi}
+            """)
+        out = self.podflow("validate", good, expect=0)
+        self.assertIn("ok " + good, out.stdout)
+        out = self.podflow("validate", bad, expect=2)
+        self.assertRegex(out.stderr, re.escape(bad) + r":4:\d+: .*'helo'")
+        # A directory is walked, and one bad file makes the whole command fail.
+        out = self.podflow("validate", self.dir, expect=2)
+        self.assertIn("ok " + good, out.stdout)
+        self.assertIn("1 of 2 workflow files have errors", out.stderr)
+
+    def test_bad_file_is_not_run(self):
+        bad = self.write("bad.yaml", "tasks: [not, a, map]\n")
+        self.podflow("run", bad, expect=2)
+        out = self.podflow("runs", "list", expect=0)
+        self.assertEqual(len(out.stdout.strip().splitlines()), 1)  # header only
+
+
+class RunTest(PodflowTestCase):
+    def test_success_outputs_templates_and_history(self):
+        marker = os.path.join(self.dir, "result.txt")
+        wf = self.write("train.yaml", f"""\
+            params:
+              epochs: {{type: integer, default: 2, minimum: 1}}
+            tasks:
+              prepare:
+                operator: shell
+                with:
+                  command: |
+                    echo "preparing"
+                    echo "rows=1024" >> "$PODFLOW_OUTPUTS"
+              train:
+                operator: shell
+                depends: [prepare]
+                with:
+                  command: echo "rows={{{{ tasks.prepare.outputs.rows }}}} epochs={{{{ params.epochs }}}} run=$PODFLOW_RUN_ID" > {marker}
+            """)
+        out = self.podflow("run", wf, "--param", "epochs=7", expect=0)
+        run_id = self.run_id(out.stdout)
+        with open(marker) as f:
+            self.assertEqual(f.read().strip(), f"rows=1024 epochs=7 run={run_id}")
+        # Live progress and the summary table.
+        self.assertRegex(out.stdout, r"prepare\s+running\s+try 1")
+        self.assertIn("prepare | preparing", out.stdout)
+        self.assertRegex(out.stdout, r"(?m)^train\s+success\s+1\s+")
+        self.assertIn(f"run {run_id} success", out.stdout)
+
+        show = self.podflow("runs", "show", run_id, expect=0).stdout
+        self.assertIn("state:     success", show)
+        self.assertIn('"epochs":7', show)
+        self.assertEqual(self.task_row(show, "prepare")[1:3], ["success", "1"])
+        self.assertIn('prepare: {"rows":"1024"}', show)
+        logs = self.podflow("runs", "logs", run_id, "prepare", expect=0).stdout
+        self.assertEqual(logs, "preparing\n")
+        listing = self.podflow("runs", "list", expect=0).stdout
+        self.assertRegex(listing, re.escape(run_id) + r"\s+train\s+success")
+
+    def test_failed_run_with_all_done_leaf_is_failed_and_retries_are_counted(self):
+        cleanup = os.path.join(self.dir, "cleaned")
+        wf = self.write("fail.yaml", f"""\
+            tasks:
+              train:
+                operator: shell
+                retries: 2
+                retry_delay: 10ms
+                with: {{command: "echo attempt $PODFLOW_TRY_NUMBER; exit 3"}}
+              terminate:
+                operator: shell
+                depends: [train]
+                trigger_rule: all_done
+                with: {{command: "touch {cleanup}"}}
+            """)
+        out = self.podflow("run", wf, expect=1)
+        run_id = self.run_id(out.stdout)
+        self.assertTrue(os.path.exists(cleanup), "the all_done cleanup task must run")
+        self.assertRegex(out.stdout, r"(?m)^train\s+failed\s+3\s+")
+        self.assertRegex(out.stdout, r"(?m)^terminate\s+success\s+1\s+")
+        self.assertIn("failed", out.stdout.splitlines()[-1])
+        self.assertIn("task 'train' failed: command exited with code 3", out.stdout)
+        logs = self.podflow("runs", "logs", run_id, "train", expect=0).stdout
+        for attempt in (1, 2, 3):
+            self.assertIn(f"attempt {attempt}", logs)
+        self.assertIn("failed", self.podflow("runs", "show", run_id, expect=0).stdout)
+
+    def test_bad_params_are_refused_before_the_run(self):
+        wf = self.write("p.yaml", """\
+            params:
+              batch_size: {type: integer, default: 16, minimum: 1}
+            tasks:
+              t: {operator: noop}
+            """)
+        out = self.podflow("run", wf, "--param", "batch_size=abc", expect=2)
+        self.assertIn("batch_size", out.stderr)
+        out = self.podflow("run", wf, "--param", "batch_size=0", expect=2)
+        self.assertIn("at least 1", out.stderr)
+        out = self.podflow("run", wf, "--param", "nope=1", expect=2)
+        self.assertIn("unknown param 'nope'", out.stderr)
+        listing = self.podflow("runs", "list", expect=0).stdout
+        self.assertEqual(len(listing.strip().splitlines()), 1)
+
+    def test_timeout_kills_the_whole_process_tree(self):
+        pids = os.path.join(self.dir, "pids")
+        wf = self.write("slow.yaml", f"""\
+            tasks:
+              slow:
+                operator: shell
+                timeout: 1s
+                with:
+                  command: |
+                    sh -c 'sleep 1000 & echo $! >> {pids}; wait' &
+                    echo $! >> {pids}
+                    sleep 1000
+            """)
+        out = self.podflow("run", wf, expect=1)
+        run_id = self.run_id(out.stdout)
+        with open(pids) as f:
+            children = [int(p) for p in f.read().split()]
+        self.assertEqual(len(children), 2)
+        for pid in children:
+            self.assertFalse(pid_alive(pid), f"process {pid} survived the timeout")
+        show = self.podflow("runs", "show", run_id, expect=0).stdout
+        self.assertIn("error (timeout): timed out after 1s", show)
+
+    def test_secrets_are_masked_everywhere(self):
+        self.env["TRAINING_API_KEY"] = "sk-live-0123456789"
+        wf = self.write("s.yaml", """\
+            params:
+              password: {type: string, secret: true}
+            tasks:
+              leak:
+                operator: shell
+                with:
+                  command: |
+                    echo "key=$TRAINING_API_KEY pw={{ params.password }}"
+                    echo "token=$TRAINING_API_KEY" >> "$PODFLOW_OUTPUTS"
+            """)
+        out = self.podflow("run", wf, "--param", "password=hunter2-long", expect=0)
+        run_id = self.run_id(out.stdout)
+        self.assertIn("leak | key=*** pw=***", out.stdout)
+        show = self.podflow("runs", "show", run_id, expect=0).stdout
+        logs = self.podflow("runs", "logs", run_id, "leak", expect=0).stdout
+        for text in (out.stdout, out.stderr, show, logs):
+            self.assertNotIn("sk-live-0123456789", text)
+            self.assertNotIn("hunter2-long", text)
+        self.assertIn('{"token":"***"}', show)
+        self.assertIn('"password":"***"', show)
+
+
+class InterruptTest(PodflowTestCase):
+    def start(self, wf):
+        return subprocess.Popen([PODFLOW, "run", wf], env=self.env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+
+    def test_ctrl_c_cancels_runs_cleanup_and_exits_130(self):
+        started = os.path.join(self.dir, "started")
+        cleanup = os.path.join(self.dir, "cleaned")
+        wf = self.write("c.yaml", f"""\
+            tasks:
+              train:
+                operator: shell
+                with: {{command: "echo $$ > {started}; sleep 1000"}}
+              log:
+                operator: noop
+                depends: [train]
+              terminate:
+                operator: shell
+                depends: [log]
+                trigger_rule: all_done
+                with: {{command: "touch {cleanup}"}}
+            """)
+        proc = self.start(wf)
+        wait_for(lambda: os.path.exists(started) and os.path.getsize(started) > 0, "train to start")
+        with open(started) as f:
+            train_pid = int(f.read())
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=DEADLINE)
+        self.assertEqual(proc.returncode, 130, stdout + stderr)
+        self.assertTrue(os.path.exists(cleanup))
+        self.assertFalse(pid_alive(train_pid))
+        self.assertRegex(stdout, r"(?m)^log\s+skipped")
+        self.assertRegex(stdout, r"(?m)^terminate\s+success")
+        self.assertIn("cancelled", stdout.splitlines()[-1])
+
+    def test_killed_run_is_finished_by_resume(self):
+        first = os.path.join(self.dir, "first.count")
+        gate = os.path.join(self.dir, "gate")
+        started = os.path.join(self.dir, "started")
+        done = os.path.join(self.dir, "done")
+        wf = self.write("r.yaml", f"""\
+            tasks:
+              first:
+                operator: shell
+                with: {{command: "echo once >> {first}"}}
+              second:
+                operator: shell
+                depends: [first]
+                retries: 1
+                retry_delay: 10ms
+                with:
+                  command: |
+                    touch {started}
+                    if [ "$PODFLOW_TRY_NUMBER" = 1 ]; then sleep 1000; fi
+                    echo "try=$PODFLOW_TRY_NUMBER" >> "$PODFLOW_OUTPUTS"
+              third:
+                operator: shell
+                depends: [second]
+                with: {{command: "echo {{{{ tasks.second.outputs.try }}}} > {done}"}}
+            """)
+        proc = self.start(wf)
+        wait_for(lambda: os.path.exists(started), "second to start")
+        proc.send_signal(signal.SIGKILL)
+        stdout, _ = proc.communicate(timeout=DEADLINE)
+        run_id = self.run_id(stdout)
+        show = self.podflow("runs", "show", run_id, expect=0).stdout
+        self.assertIn("state:     running", show)
+        out = self.podflow("run", "--resume", run_id, expect=0)
+        self.assertIn(f"resuming run {run_id}", out.stdout)
+        with open(first) as f:
+            self.assertEqual(f.read(), "once\n", "a finished task must not run again")
+        with open(done) as f:
+            self.assertEqual(f.read().strip(), "2")
+        show = self.podflow("runs", "show", run_id, expect=0).stdout
+        self.assertIn("state:     success", show)
+        self.assertEqual(self.task_row(show, "second")[1:3], ["success", "2"])
+        # A finished run cannot be resumed again.
+        self.podflow("run", "--resume", run_id, expect=2)
+
+
+class InspectTest(PodflowTestCase):
+    def test_graph_next_version_and_help(self):
+        wf = self.write("g.yaml", """\
+            schedule: "30 2 * * *"
+            timezone: Europe/Berlin
+            tasks:
+              a: {operator: noop}
+              b: {operator: noop, depends: [a], trigger_rule: all_done}
+            """)
+        text = self.podflow("graph", wf, expect=0).stdout
+        self.assertIn("b [noop, all_done] <- a", text)
+        dot = self.podflow("graph", wf, "--format", "dot", expect=0).stdout
+        self.assertIn('"a" -> "b" [label="all_done"];', dot)
+        # 2026-03-29 is the spring-forward day in Berlin: 02:30 does not exist and fires at 03:00.
+        nxt = self.podflow("next", wf, "--after", "2026-03-28T12:00:00Z", "--count", "2",
+                           expect=0).stdout.splitlines()
+        self.assertEqual(len(nxt), 2)
+        self.assertTrue(nxt[0].startswith("2026-03-29T01:00:00Z"), nxt)
+        self.assertTrue(nxt[1].startswith("2026-03-30T00:30:00Z"), nxt)
+        self.assertIn("podflow", self.podflow("--version", expect=0).stdout)
+        helptext = self.podflow("--help", expect=0).stdout
+        for command in ("validate", "run", "graph", "next", "runs"):
+            self.assertIn(command, helptext)
+        self.podflow("frobnicate", expect=2)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
