@@ -292,7 +292,7 @@ class Loader {
     std::vector<YAML::Node> documents;
     try {
       documents = YAML::LoadAll(std::string(text_));
-    } catch (const YAML::ParserException& e) {
+    } catch (const YAML::Exception& e) {
       error_at(e.mark, "invalid YAML: " + e.msg);
       return finish();
     }
@@ -730,17 +730,15 @@ class Loader {
                                   join(kParamTypes) + ")");
         spec.type = ValueType::any;
       }
-      check_param_spec(spec, entry, default_entry, min_entry, max_entry, enum_entry);
+      check_param_spec(spec, default_entry, min_entry, max_entry, enum_entry);
       workflow_.params.push_back(std::move(spec));
     }
   }
 
-  void check_param_spec(ParamSpec& spec, const Entry& entry,
-                        const std::optional<Entry>& default_entry,
+  void check_param_spec(ParamSpec& spec, const std::optional<Entry>& default_entry,
                         const std::optional<Entry>& min_entry,
                         const std::optional<Entry>& max_entry,
                         const std::optional<Entry>& enum_entry) {
-    (void)entry;
     const bool numeric = spec.type == ValueType::integer || spec.type == ValueType::number;
     const bool known_type = spec.type != ValueType::any;
     if (known_type && !numeric) {
