@@ -11,7 +11,6 @@
 #include <vector>
 
 #include "fake_operators.hpp"
-#include "podflow/engine/cron.hpp"
 #include "podflow/engine/loader.hpp"
 
 namespace fs = std::filesystem;
@@ -76,12 +75,6 @@ std::string diff(const std::string& expected, const std::string& actual) {
   return out;
 }
 
-// The cron module is built in parallel; until it parses real expressions, files whose expected
-// text quotes its messages are skipped (they carry the line `# golden: needs-cron`).
-bool cron_available() {
-  return std::holds_alternative<CronSchedule>(CronSchedule::parse("0 3 * * *"));
-}
-
 }  // namespace
 
 TEST_CASE("Loader.golden_invalid_files" * doctest::timeout(60)) {
@@ -92,11 +85,6 @@ TEST_CASE("Loader.golden_invalid_files" * doctest::timeout(60)) {
   CHECK(files.size() >= 35);
   int checked = 0;
   for (const auto& file : files) {
-    const std::string source = read_text(file);
-    if (source.find("# golden: needs-cron") != std::string::npos && !cron_available()) {
-      MESSAGE("skipped until the cron module is merged: " << file.filename().string());
-      continue;
-    }
     const auto result = load(file, registry);
     const std::string actual = diagnostics_text(result);
     fs::path expected_path = file;
