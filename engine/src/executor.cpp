@@ -170,7 +170,34 @@ struct TaskSlot {
   std::shared_ptr<FileTaskLog> log;
   std::filesystem::path scratch_dir;
   StopReason stop = StopReason::none;
+  // Computed once: whether `with` holds templates, and which tasks' outputs they read, so a launch
+  // renders only what it needs.
+  bool has_templates = false;
+  std::vector<std::string> template_tasks;
+  // Outcomes of the upstream tasks so far, kept up to date as they end (no rescans).
+  UpstreamCounts upstream_counts;
 };
+
+// Walks every string of an argument tree and notes the task outputs its templates read.
+void collect_template_refs(const Json& value, TaskSlot& slot) {
+  if (value.is_string()) {
+    const auto& text = value.get_ref<const std::string&>();
+    if (text.find("{{") == std::string::npos) return;
+    slot.has_templates = true;
+    auto parsed = parse_template(text);
+    if (const auto* tmpl = std::get_if<ParsedTemplate>(&parsed)) {
+      for (const auto& part : tmpl->parts) {
+        if (part.ref && part.ref->scope == TemplateRef::Scope::tasks &&
+            std::find(slot.template_tasks.begin(), slot.template_tasks.end(), part.ref->name) ==
+                slot.template_tasks.end()) {
+          slot.template_tasks.push_back(part.ref->name);
+        }
+      }
+    }
+  } else if (value.is_array() || value.is_object()) {
+    for (const auto& item : value) collect_template_refs(item, slot);
+  }
+}
 
 class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
  public:
@@ -258,6 +285,7 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
       slot.rec.run_id = run_.id;
       slot.rec.task_id = slot.spec->id;
     }
+    recount();
     batch_.runs.push_back(run_);
     asio::dispatch(strand_, [self = shared_from_this()] { self->adopt(); });
   }
@@ -270,6 +298,7 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
     for (std::size_t i = 0; i < workflow_->tasks.size(); ++i) {
       slots_[i].spec = &workflow_->tasks[i];
       index_.emplace(workflow_->tasks[i].id, i);
+      collect_template_refs(workflow_->tasks[i].with, slots_[i]);
     }
     for (std::size_t i = 0; i < slots_.size(); ++i) {
       for (const auto& dep : slots_[i].spec->depends) {
@@ -287,6 +316,8 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
     };
     mark_hooks(workflow_->on_failure, TaskSlot::Hook::on_failure);
     mark_hooks(workflow_->on_success, TaskSlot::Hook::on_success);
+    main_tasks_ = static_cast<std::size_t>(std::count_if(
+        slots_.begin(), slots_.end(), [](const TaskSlot& s) { return s.hook == TaskSlot::Hook::none; }));
     has_hooks_ = !workflow_->on_failure.empty() || !workflow_->on_success.empty();
   }
 
@@ -365,15 +396,8 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
       } else if (stopping_ != StopReason::none && !is_cleanup(slot.spec->trigger_rule)) {
         decision = Decision::skip;
       } else {
-        UpstreamCounts counts;
+        UpstreamCounts counts = slot.upstream_counts;
         counts.total = slot.upstream.size();
-        for (std::size_t u : slot.upstream) {
-          const TaskState s = slots_[u].rec.state;
-          if (s == TaskState::success) ++counts.success;
-          if (s == TaskState::failed || s == TaskState::upstream_failed) ++counts.failed;
-          if (s == TaskState::skipped || s == TaskState::removed) ++counts.skipped;
-          if (is_terminal(s)) ++counts.done;
-        }
         decision = decide(slot.spec->trigger_rule, counts);
       }
       switch (decision) {
@@ -407,7 +431,6 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
       slot.rec.ended_at = to_epoch_millis(clock_->now());
       set_state(i, TaskState::skipped);
       after_terminal(i);
-      flush();
       return;
     }
     const SysTime now = clock_->now();
@@ -423,17 +446,24 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
     batch_.tries.push_back(TryRecord{run_.id, slot.spec->id, try_number, TaskState::running, "", "",
                                      slot.rec.started_at, 0, 0});
 
-    TemplateScope scope;
-    scope.params = params_;
-    scope.run =
-        Json{{"id", run_.id}, {"logical_date", run_.logical_date}, {"workflow", run_.workflow}};
-    scope.task_outputs = task_outputs_;
-    scope.env = env_;
-    auto rendered = render(slot.spec->with, scope);
-    if (auto* error = std::get_if<TaskError>(&rendered)) {
-      finish_try(i, try_number, TaskOutcome{Json::object(), *error});
-      flush();
-      return;
+    Json args = slot.spec->with;
+    if (slot.has_templates) {
+      TemplateScope scope;
+      scope.params = params_;
+      scope.run = Json{{"id", run_.id}, {"logical_date", run_.logical_date},
+                       {"workflow", run_.workflow}};
+      for (const auto& task : slot.template_tasks) {
+        if (auto it = task_outputs_.find(task); it != task_outputs_.end()) {
+          scope.task_outputs.emplace(task, it->second);
+        }
+      }
+      scope.env = env_;
+      auto rendered = render(slot.spec->with, scope);
+      if (auto* error = std::get_if<TaskError>(&rendered)) {
+        finish_try(i, try_number, TaskOutcome{Json::object(), *error});
+        return;
+      }
+      args = std::move(std::get<Json>(rendered));
     }
 
     const auto logs_dir = options_.home / "logs";
@@ -454,7 +484,7 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
     ctx.run_id = run_.id;
     ctx.task_id = task_id;
     ctx.try_number = try_number;
-    ctx.args = std::move(std::get<Json>(rendered));
+    ctx.args = std::move(args);
     ctx.log = slot.log;
     ctx.scratch_dir = slot.scratch_dir;
     ctx.env = {{"PODFLOW_RUN_ID", run_.id},
@@ -470,8 +500,6 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
             if (auto self = weak.lock()) self->stop_try(i, try_number, StopReason::timeout);
           });
     }
-    flush();  // the running state is written without waiting for it
-
     auto op = slot.spec->op;
     asio::co_spawn(
         strand_, op->execute(std::move(ctx)),
@@ -682,28 +710,17 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
 
   void maybe_finish() {
     if (is_terminal(run_.state) || finishing_) return;
-    bool main_done = true;
-    bool all_done = true;
-    bool failed = false;
-    for (const auto& slot : slots_) {
-      const bool done = is_terminal(slot.rec.state);
-      all_done = all_done && done;
-      if (slot.hook == TaskSlot::Hook::none) main_done = main_done && done;
-      if (slot.rec.state == TaskState::failed || slot.rec.state == TaskState::upstream_failed) {
-        failed = true;
-      }
-    }
+    const bool main_done = main_terminal_ == main_tasks_;
+    bool all_done = terminal_ == slots_.size();
+    bool failed = failed_ > 0;
     if (has_hooks_ && main_done && !hooks_released_) {
       hooks_released_ = true;
       main_failed_ = failed || stopping_ == StopReason::timeout;
       for (std::size_t i = 0; i < slots_.size(); ++i) {
         if (slots_[i].hook != TaskSlot::Hook::none) evaluate(i);
       }
-      all_done = std::all_of(slots_.begin(), slots_.end(),
-                             [](const TaskSlot& s) { return is_terminal(s.rec.state); });
-      failed = std::any_of(slots_.begin(), slots_.end(), [](const TaskSlot& s) {
-        return s.rec.state == TaskState::failed || s.rec.state == TaskState::upstream_failed;
-      });
+      all_done = terminal_ == slots_.size();
+      failed = failed_ > 0;
     }
     if (!all_done) return;
     finishing_ = true;
@@ -730,9 +747,33 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
 
   void set_state(std::size_t i, TaskState state) {
     TaskSlot& slot = slots_[i];
+    if (!is_terminal(slot.rec.state) && is_terminal(state)) count_terminal(i, state);
     slot.rec.state = state;
     batch_.tasks.push_back(slot.rec);
     if (observer_) observer_->on_task_state(run_, slot.rec);
+  }
+
+  void count_terminal(std::size_t i, TaskState state) {
+    const bool failed = state == TaskState::failed || state == TaskState::upstream_failed;
+    ++terminal_;
+    if (slots_[i].hook == TaskSlot::Hook::none) ++main_terminal_;
+    if (failed) ++failed_;
+    for (std::size_t d : slots_[i].downstream) {
+      UpstreamCounts& counts = slots_[d].upstream_counts;
+      ++counts.done;
+      if (state == TaskState::success) ++counts.success;
+      if (failed) ++counts.failed;
+      if (state == TaskState::skipped || state == TaskState::removed) ++counts.skipped;
+    }
+  }
+
+  // Counters from the records as loaded (resume).
+  void recount() {
+    terminal_ = main_terminal_ = failed_ = 0;
+    for (auto& slot : slots_) slot.upstream_counts = UpstreamCounts{};
+    for (std::size_t i = 0; i < slots_.size(); ++i) {
+      if (is_terminal(slots_[i].rec.state)) count_terminal(i, slots_[i].rec.state);
+    }
   }
 
   void notify_run() {
@@ -766,6 +807,7 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
     }
     if (!store_failed_) {
       for (std::size_t i : launches) launch(i);
+      flush();  // the running states of all of them, in one batch, without waiting for it
     } else {
       for (std::size_t i : launches) {
         if (slots_[i].rec.state == TaskState::queued) {
@@ -779,6 +821,8 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
   }
 
   void complete() {
+    std::error_code ec;
+    std::filesystem::remove_all(options_.home / "scratch" / run_.id, ec);
     notify_run();
     std::vector<std::function<void(const RunRecord&)>> callbacks;
     {
@@ -815,6 +859,10 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
   std::string reason_;
   std::string first_failure_;
   bool has_hooks_ = false;
+  std::size_t main_tasks_ = 0;     // tasks that are not on_failure/on_success hooks
+  std::size_t terminal_ = 0;       // tasks in a terminal state
+  std::size_t main_terminal_ = 0;  // of those, not hooks
+  std::size_t failed_ = 0;         // failed or upstream_failed
   bool hooks_released_ = false;
   bool main_failed_ = false;
   bool finishing_ = false;

@@ -14,11 +14,7 @@ std::filesystem::path task_log_path(const std::filesystem::path& logs_dir,
 
 FileTaskLog::FileTaskLog(std::filesystem::path path, std::shared_ptr<const SecretMasker> masker,
                          LineObserver observer)
-    : path_(std::move(path)), masker_(std::move(masker)), observer_(std::move(observer)) {
-  std::error_code ec;
-  std::filesystem::create_directories(path_.parent_path(), ec);
-  fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-}
+    : path_(std::move(path)), masker_(std::move(masker)), observer_(std::move(observer)) {}
 
 FileTaskLog::~FileTaskLog() { close(); }
 
@@ -47,6 +43,13 @@ void FileTaskLog::close() {
 
 void FileTaskLog::emit(std::string_view line) {
   const std::string masked = masker_ ? masker_->mask(line) : std::string(line);
+  if (!opened_) {
+    // Opened on the first line: most noop-like tasks never write one, and a file per try adds up.
+    opened_ = true;
+    std::error_code ec;
+    std::filesystem::create_directories(path_.parent_path(), ec);
+    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  }
   if (fd_ >= 0) {
     std::size_t done = 0;
     while (done < masked.size()) {

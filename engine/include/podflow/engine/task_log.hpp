@@ -32,6 +32,7 @@ class FileTaskLog final : public TaskLog {
   std::mutex mutex_;
   std::filesystem::path path_;
   int fd_ = -1;
+  bool opened_ = false;
   std::shared_ptr<const SecretMasker> masker_;
   LineObserver observer_;
   std::string pending_;
