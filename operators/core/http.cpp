@@ -1,7 +1,8 @@
 // http operator: makes one HTTP or HTTPS request with Boost.Beast and maps the outcome to error
 // kinds.
 //
-// - One deadline (`timeout`) covers resolve, connect, TLS handshake, write and read.
+// - One deadline (`timeout`) covers resolve, connect, TLS handshake, write and read. Asio cannot
+//   interrupt getaddrinfo, so a hanging name server delays the timeout until it gives up.
 // - HTTPS verifies the peer against the system CA paths, or against the file named by the
 //   environment variable PODFLOW_CA_FILE when it is set (it replaces the system CAs).
 // - Redirects are not followed: a 3xx is returned as is and fails unless expect_status lists it.
