@@ -63,6 +63,12 @@ class RecordingLog final : public engine::TaskLog {
   std::string text_;
 };
 
+// The error of an outcome, for assertion messages.
+inline std::string error_text(const engine::TaskOutcome& outcome) {
+  if (!outcome.error) return "no error";
+  return std::string(engine::to_string(outcome.error->kind)) + ": " + outcome.error->message;
+}
+
 // A directory under the system temp dir, removed at the end of the test.
 class TempDir {
  public:

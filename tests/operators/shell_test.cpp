@@ -78,7 +78,7 @@ TEST_CASE("Shell.success_returns_outputs_in_both_forms" * doctest::timeout(30)) 
                       "echo 'url=http://x/?a=b' >> \"$PODFLOW_OUTPUTS\"\n"
                       "printf 'notes<<EOF\\nline one\\nline two\\nEOF\\n' >> \"$PODFLOW_OUTPUTS\"\n"
                       "echo done"}}));
-  REQUIRE_FALSE(outcome.error.has_value());
+  REQUIRE_MESSAGE(!outcome.error, podflow::testing::error_text(outcome));
   CHECK(outcome.outputs ==
         Json{{"greeting", "hello"}, {"url", "http://x/?a=b"}, {"notes", "line one\nline two"}});
   CHECK(f.log->text().find("$ echo greeting=hello") == 0);
@@ -88,7 +88,7 @@ TEST_CASE("Shell.success_returns_outputs_in_both_forms" * doctest::timeout(30)) 
 TEST_CASE("Shell.no_outputs_gives_empty_object" * doctest::timeout(30)) {
   ShellFixture f;
   const auto outcome = run_shell(f.context(Json{{"command", "true"}}));
-  REQUIRE_FALSE(outcome.error.has_value());
+  REQUIRE_MESSAGE(!outcome.error, podflow::testing::error_text(outcome));
   CHECK(outcome.outputs == Json::object());
 }
 
@@ -123,7 +123,7 @@ TEST_CASE("Shell.env_and_cwd_reach_the_command" * doctest::timeout(30)) {
                             {"cwd", workdir.string()}});
   ctx.env["PODFLOW_RUN_ID"] = "run-42";
   const auto outcome = run_shell(std::move(ctx));
-  REQUIRE_FALSE(outcome.error.has_value());
+  REQUIRE_MESSAGE(!outcome.error, podflow::testing::error_text(outcome));
   CHECK(outcome.outputs["run"] == "run-42");
   CHECK(outcome.outputs["greeting"] == "hi there");
   CHECK(outcome.outputs["count"] == "3");
@@ -152,7 +152,7 @@ TEST_CASE("Shell.stdout_and_stderr_go_to_the_log_in_order" * doctest::timeout(30
   ShellFixture f;
   const auto outcome =
       run_shell(f.context(Json{{"command", "echo out1; echo err1 >&2; echo out2; echo err2 >&2"}}));
-  REQUIRE_FALSE(outcome.error.has_value());
+  REQUIRE_MESSAGE(!outcome.error, podflow::testing::error_text(outcome));
   CHECK(f.log->text().find("out1\nerr1\nout2\nerr2\n") != std::string::npos);
 }
 
@@ -172,7 +172,7 @@ TEST_CASE("Shell.output_is_streamed_while_the_command_runs" * doctest::timeout(3
     go << "ready\n";
   }
   const auto outcome = run.wait();
-  REQUIRE_FALSE(outcome.error.has_value());
+  REQUIRE_MESSAGE(!outcome.error, podflow::testing::error_text(outcome));
   CHECK(f.log->text().find("first line\ngot ready\n") != std::string::npos);
 }
 
@@ -217,7 +217,7 @@ TEST_CASE("Shell.background_process_neither_hangs_nor_outlives_the_task" * docte
       f.context(
           Json{{"command", "sleep 1000 & echo pgid=$$; echo done=yes >> \"$PODFLOW_OUTPUTS\""}}),
       {.kill_grace = 5s, .output_drain = 200ms});
-  REQUIRE_FALSE(outcome.error.has_value());
+  REQUIRE_MESSAGE(!outcome.error, podflow::testing::error_text(outcome));
   CHECK(outcome.outputs == Json{{"done", "yes"}});
   CHECK(std::chrono::steady_clock::now() - started < 4s);
   CHECK(process_group_gone(wait_for_pgid(*f.log)));
