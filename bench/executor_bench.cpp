@@ -144,14 +144,15 @@ int run_case(const std::string& shape, const std::string& store_kind) {
     std::fprintf(stderr, "usage: executor_bench chain|fan|layered sqlite|memory\n");
     return 2;
   }
-  const auto home = std::filesystem::temp_directory_path() /
-                    ("podflow-bench-" + std::to_string(::getpid()));
+  const auto home =
+      std::filesystem::temp_directory_path() / ("podflow-bench-" + std::to_string(::getpid()));
   std::filesystem::remove_all(home);
   std::filesystem::create_directories(home);
 
   std::unique_ptr<RunStore> inner;
   if (store_kind == "sqlite") {
-    auto opened = open_sqlite_store({.path = (home / "podflow.db").string(), .migrate_to_version = 0});
+    auto opened =
+        open_sqlite_store({.path = (home / "podflow.db").string(), .migrate_to_version = 0});
     if (auto* error = std::get_if<StoreOpenError>(&opened)) {
       std::fprintf(stderr, "%s\n", error->message.c_str());
       return 1;
@@ -202,12 +203,12 @@ int run_case(const std::string& shape, const std::string& store_kind) {
                                       p * static_cast<double>(latencies_us.size() - 1))];
   };
   const double total_ms = std::chrono::duration<double, std::milli>(end - begin).count();
-  std::printf("%-8s %-6s tasks=%-6zu state=%-8s total=%8.1f ms  per-task=%6.1f us  "
-              "commit->start p50=%6.0f us p99=%6.0f us  peak-rss=%ld KiB\n",
-              shape.c_str(), store_kind.c_str(), dag.size(),
-              std::string(to_string(result.state)).c_str(), total_ms,
-              total_ms * 1000.0 / static_cast<double>(dag.size()), pct(0.5), pct(0.99),
-              peak_rss_kib());
+  std::printf(
+      "%-8s %-6s tasks=%-6zu state=%-8s total=%8.1f ms  per-task=%6.1f us  "
+      "commit->start p50=%6.0f us p99=%6.0f us  peak-rss=%ld KiB\n",
+      shape.c_str(), store_kind.c_str(), dag.size(), std::string(to_string(result.state)).c_str(),
+      total_ms, total_ms * 1000.0 / static_cast<double>(dag.size()), pct(0.5), pct(0.99),
+      peak_rss_kib());
   inner.reset();
   std::filesystem::remove_all(home);
   return result.state == RunState::success ? 0 : 1;

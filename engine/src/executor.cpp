@@ -14,11 +14,15 @@
 #include <boost/asio/strand.hpp>
 #include <boost/system/system_error.hpp>
 #include <cmath>
+#include <csignal>
 #include <cstdlib>
 #include <ctime>
+#include <fstream>
 #include <future>
+#include <iterator>
 #include <mutex>
 #include <random>
+#include <sstream>
 
 #include "podflow/engine/loader.hpp"
 #include "podflow/engine/operator.hpp"
@@ -156,6 +160,42 @@ std::string compact_utc(EpochMillis t) {
 
 enum class StopReason { none, timeout, cancel };
 
+// Kills the processes of a try's process group that outlived the engine which started them. Only
+// processes whose environment carries this run's PODFLOW_RUN_ID are touched, so a reused group id
+// never hits a stranger. Returns how many were killed.
+int kill_leftover_processes(std::int64_t process_group, const std::string& run_id) {
+  const std::string marker = "PODFLOW_RUN_ID=" + run_id;
+  int killed = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream stat_file(entry.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(stat_file)), {});
+    const auto paren = stat.rfind(')');
+    if (paren == std::string::npos) continue;
+    std::istringstream fields(stat.substr(paren + 1));
+    std::string state;
+    long ppid = 0, pgrp = 0;
+    fields >> state >> ppid >> pgrp;
+    if (pgrp != process_group || state == "Z") continue;
+    std::ifstream environ_file(entry.path() / "environ", std::ios::binary);
+    std::string environ_text((std::istreambuf_iterator<char>(environ_file)), {});
+    bool ours = false;
+    for (std::size_t start = 0; start < environ_text.size();) {
+      const auto end = environ_text.find('\0', start);
+      if (environ_text.compare(
+              start, (end == std::string::npos ? environ_text.size() : end) - start, marker) == 0) {
+        ours = true;
+      }
+      if (end == std::string::npos) break;
+      start = end + 1;
+    }
+    if (ours && ::kill(static_cast<pid_t>(std::stol(name)), SIGKILL) == 0) ++killed;
+  }
+  return killed;
+}
+
 struct TaskSlot {
   const TaskSpec* spec = nullptr;
   TaskRecord rec;
@@ -169,6 +209,7 @@ struct TaskSlot {
   std::shared_ptr<TimerHandle> abandon_timer;
   std::shared_ptr<FileTaskLog> log;
   std::filesystem::path scratch_dir;
+  std::int64_t process_group = 0;  // of the live try, when its operator started one
   StopReason stop = StopReason::none;
   // Computed once: whether `with` holds templates, and which tasks' outputs they read, so a launch
   // renders only what it needs.
@@ -316,8 +357,10 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
     };
     mark_hooks(workflow_->on_failure, TaskSlot::Hook::on_failure);
     mark_hooks(workflow_->on_success, TaskSlot::Hook::on_success);
-    main_tasks_ = static_cast<std::size_t>(std::count_if(
-        slots_.begin(), slots_.end(), [](const TaskSlot& s) { return s.hook == TaskSlot::Hook::none; }));
+    main_tasks_ =
+        static_cast<std::size_t>(std::count_if(slots_.begin(), slots_.end(), [](const TaskSlot& s) {
+          return s.hook == TaskSlot::Hook::none;
+        }));
     has_hooks_ = !workflow_->on_failure.empty() || !workflow_->on_success.empty();
   }
 
@@ -352,10 +395,19 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
             launch_after_commit_.push_back(i);
             break;
           }
-          TaskError error{ErrorKind::task_failed,
-                          "podflow stopped while try " + std::to_string(slot.rec.try_number) +
-                              " was running; the run was resumed by " + options_.owner,
-                          std::nullopt};
+          std::string message = "podflow stopped while try " + std::to_string(slot.rec.try_number) +
+                                " was running; the run was resumed by " + options_.owner;
+          std::int64_t process_group = 0;
+          for (const auto& attempt : store_.get_tries(run_.id, slot.spec->id)) {
+            if (attempt.try_number == slot.rec.try_number) process_group = attempt.pid;
+          }
+          if (process_group > 0) {
+            const int killed = kill_leftover_processes(process_group, run_.id);
+            if (killed > 0) {
+              message += "; killed " + std::to_string(killed) + " process(es) it left running";
+            }
+          }
+          TaskError error{ErrorKind::task_failed, message};
           TryRecord attempt{run_.id,
                             slot.spec->id,
                             slot.rec.try_number,
@@ -364,7 +416,7 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
                             error.message,
                             slot.rec.started_at,
                             now,
-                            0};
+                            process_group};
           batch_.tries.push_back(attempt);
           fail_or_retry(i, error);
           break;
@@ -450,8 +502,8 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
     if (slot.has_templates) {
       TemplateScope scope;
       scope.params = params_;
-      scope.run = Json{{"id", run_.id}, {"logical_date", run_.logical_date},
-                       {"workflow", run_.workflow}};
+      scope.run =
+          Json{{"id", run_.id}, {"logical_date", run_.logical_date}, {"workflow", run_.workflow}};
       for (const auto& task : slot.template_tasks) {
         if (auto it = task_outputs_.find(task); it != task_outputs_.end()) {
           scope.task_outputs.emplace(task, it->second);
@@ -492,6 +544,21 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
                {"PODFLOW_TRY_NUMBER", std::to_string(try_number)},
                {"PODFLOW_LOGICAL_DATE", run_.logical_date},
                {"PODFLOW_WORKFLOW", run_.workflow}};
+
+    slot.process_group = 0;
+    ctx.on_process_started = [weak, i, try_number](std::int64_t process_group) {
+      auto self = weak.lock();
+      if (!self) return;
+      asio::dispatch(self->strand_, [self, i, try_number, process_group] {
+        TaskSlot& s = self->slots_[i];
+        if (s.rec.state != TaskState::running || s.rec.try_number != try_number) return;
+        s.process_group = process_group;
+        self->batch_.tries.push_back(TryRecord{self->run_.id, s.spec->id, try_number,
+                                               TaskState::running, "", "", s.rec.started_at, 0,
+                                               process_group});
+        self->flush();
+      });
+    };
 
     slot.signal = std::make_shared<asio::cancellation_signal>();
     if (slot.spec->timeout) {

@@ -387,6 +387,7 @@ asio::awaitable<TaskOutcome> run_shell(engine::TaskContext ctx, ShellOptions opt
   }
   auto child = std::get<Child>(std::move(spawned));
   const pid_t pid = child.pid;
+  if (ctx.on_process_started) ctx.on_process_started(pid);
 
   auto ex = co_await asio::this_coro::executor;
   asio::posix::stream_descriptor exit_watch(ex, child.pidfd.release());

@@ -274,6 +274,7 @@ class InterruptTest(PodflowTestCase):
         first = os.path.join(self.dir, "first.count")
         gate = os.path.join(self.dir, "gate")
         started = os.path.join(self.dir, "started")
+        sleeper = os.path.join(self.dir, "sleeper.pid")
         done = os.path.join(self.dir, "done")
         wf = self.write("r.yaml", f"""\
             tasks:
@@ -287,8 +288,12 @@ class InterruptTest(PodflowTestCase):
                 retry_delay: 10ms
                 with:
                   command: |
-                    touch {started}
-                    if [ "$PODFLOW_TRY_NUMBER" = 1 ]; then sleep 1000; fi
+                    if [ "$PODFLOW_TRY_NUMBER" = 1 ]; then
+                      sleep 1000 &
+                      echo $! > {sleeper}
+                      touch {started}
+                      wait
+                    fi
                     echo "try=$PODFLOW_TRY_NUMBER" >> "$PODFLOW_OUTPUTS"
               third:
                 operator: shell
@@ -300,10 +305,14 @@ class InterruptTest(PodflowTestCase):
         proc.send_signal(signal.SIGKILL)
         stdout, _ = proc.communicate(timeout=DEADLINE)
         run_id = self.run_id(stdout)
+        with open(sleeper) as f:
+            sleeper_pid = int(f.read())
+        self.assertTrue(pid_alive(sleeper_pid), "the try's process outlives a killed podflow")
         show = self.podflow("runs", "show", run_id, expect=0).stdout
         self.assertIn("state:     running", show)
         out = self.podflow("run", "--resume", run_id, expect=0)
         self.assertIn(f"resuming run {run_id}", out.stdout)
+        self.assertFalse(pid_alive(sleeper_pid), "resume must kill what the dead engine left running")
         with open(first) as f:
             self.assertEqual(f.read(), "once\n", "a finished task must not run again")
         with open(done) as f:

@@ -3,6 +3,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -49,9 +50,14 @@ struct TaskContext {
   int try_number = 1;
   Json args = Json::object();  // rendered, schema defaults filled in
   std::shared_ptr<TaskLog> log;
-  std::filesystem::path scratch_dir;  // per try, created by the executor, for files like outputs
-  std::map<std::string, std::string>
-      env;  // extra environment for child processes (PODFLOW_RUN_ID...)
+  // Per try, for files like the shell operator's outputs file; operators create it when they need
+  // it.
+  std::filesystem::path scratch_dir;
+  // Extra environment for child processes (PODFLOW_RUN_ID, PODFLOW_TASK_ID, PODFLOW_TRY_NUMBER...).
+  std::map<std::string, std::string> env;
+  // Operators that start a process group report its id, so that a resumed run can kill what a dead
+  // engine left running. Thread-safe; may be empty.
+  std::function<void(std::int64_t process_group)> on_process_started;
 };
 
 struct TaskOutcome {
