@@ -8,6 +8,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <mutex>
 #include <random>
@@ -175,7 +176,9 @@ int run_case(const std::string& shape, const std::string& store_kind) {
     workflow->tasks.push_back(std::move(task));
   }
 
-  boost::asio::thread_pool pool(std::max(2U, std::thread::hardware_concurrency()));
+  const char* threads_env = std::getenv("PODFLOW_BENCH_THREADS");
+  boost::asio::thread_pool pool(threads_env ? static_cast<std::size_t>(std::atoi(threads_env))
+                                            : std::max(2U, std::thread::hardware_concurrency()));
   ExecutorOptions options;
   options.home = home;
   options.masker = std::make_shared<SecretMasker>();
