@@ -7,7 +7,7 @@ RUN bash scripts/install-deps.sh && make build BUILD=build CMAKE_ARGS="-DBUILD_T
 
 FROM debian:12
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
-      libyaml-cpp0.7 libsqlite3-0 libssl3 libhowardhinnant-date3 libboost-system1.81.0 \
+      libyaml-cpp0.7 libsqlite3-0 libssl3 libdate-tz3 libboost-system1.81.0 \
       libboost-url1.81.0 tzdata ca-certificates && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/build/app/podflow /usr/local/bin/podflow
 COPY workflows /workflows

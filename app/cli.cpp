@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -112,6 +113,21 @@ std::string pad(std::string text, std::size_t width) {
   return text;
 }
 
+// The store lists tasks by id; people read them in the order the workflow file declares them.
+std::vector<TaskRecord> in_workflow_order(std::vector<TaskRecord> tasks, const Workflow* workflow) {
+  if (workflow == nullptr) return tasks;
+  std::map<std::string, std::size_t> position;
+  for (std::size_t i = 0; i < workflow->tasks.size(); ++i) position[workflow->tasks[i].id] = i;
+  std::stable_sort(tasks.begin(), tasks.end(), [&](const TaskRecord& a, const TaskRecord& b) {
+    const auto pa = position.find(a.task_id);
+    const auto pb = position.find(b.task_id);
+    const std::size_t ia = pa == position.end() ? position.size() : pa->second;
+    const std::size_t ib = pb == position.end() ? position.size() : pb->second;
+    return ia < ib;
+  });
+  return tasks;
+}
+
 void print_task_table(std::ostream& out, const std::vector<TaskRecord>& tasks) {
   std::size_t width = 4;
   for (const auto& task : tasks) width = std::max(width, task.task_id.size());
@@ -166,7 +182,7 @@ class ConsoleObserver final : public RunObserver {
 // Drives one run in the foreground: Ctrl-C cancels it (cleanup tasks still run), a second Ctrl-C
 // exits at once.
 int drive_run(const std::function<std::shared_ptr<RunHandle>(Executor&)>& start_run,
-              RunStore& store) {
+              RunStore& store, const Workflow& workflow) {
   asio::thread_pool pool(std::max(2U, std::thread::hardware_concurrency()));
   ExecutorOptions options;
   options.home = podflow_home();
@@ -199,7 +215,7 @@ int drive_run(const std::function<std::shared_ptr<RunHandle>(Executor&)>& start_
   pool.stop();
   pool.join();
 
-  const auto tasks = store.get_tasks(final_record.id);
+  const auto tasks = in_workflow_order(store.get_tasks(final_record.id), &workflow);
   std::cout << "\n";
   print_task_table(std::cout, tasks);
   std::cout << "\nrun " << final_record.id << " " << to_string(final_record.state) << " in "
@@ -316,7 +332,7 @@ int cmd_run(const std::string& file, const std::vector<std::string>& param_args,
         [&](Executor& executor) {
           return executor.resume(workflow, *run, tasks, std::make_shared<ConsoleObserver>());
         },
-        *store);
+        *store, *workflow);
   }
 
   auto workflow = load_or_report(file, registry);
@@ -342,7 +358,7 @@ int cmd_run(const std::string& file, const std::vector<std::string>& param_args,
         return executor.start(RunRequest{workflow, std::get<Json>(params), "", ""},
                               std::make_shared<ConsoleObserver>());
       },
-      *store);
+      *store, *workflow);
 }
 
 int cmd_graph(const std::string& file, const std::string& format) {
@@ -463,7 +479,10 @@ int cmd_runs_show(const std::string& run_id) {
   }
   if (!run->owner.empty()) std::cout << "owner:     " << run->owner << "\n";
   std::cout << "params:    " << run->params.dump() << "\n\n";
-  const auto tasks = store->get_tasks(run_id);
+  const auto registry = make_registry();
+  auto stored = load_workflow_text(run->definition, run->source_path, registry);
+  const Workflow* workflow = std::get_if<Workflow>(&stored);
+  const auto tasks = in_workflow_order(store->get_tasks(run_id), workflow);
   print_task_table(std::cout, tasks);
   bool any_outputs = false;
   for (const auto& task : tasks) {
