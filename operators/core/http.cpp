@@ -395,13 +395,22 @@ asio::awaitable<TaskOutcome> run_http(engine::TaskContext ctx, HttpOptions optio
   if (!expected) {
     std::string message = what + " returned " + std::to_string(status);
     if (!reason.empty()) message += " " + reason;
-    if (status == 429) {
+    std::optional<std::chrono::milliseconds> retry_after;
+    if (status == 429 || status == 503) {
       if (auto retry = response.find(http::field::retry_after); retry != response.end()) {
-        message += " (Retry-After: " + std::string(retry->value()) + ")";
+        const std::string value(retry->value());
+        message += " (Retry-After: " + value + ")";
+        // The delta-seconds form tells the executor how long the next try must wait; the
+        // HTTP-date form only reaches the message.
+        if (!value.empty() && value.size() < 9 &&
+            value.find_first_not_of("0123456789") == std::string::npos) {
+          retry_after = std::chrono::seconds(std::stol(value));
+        }
       }
     }
     if (!response.body().empty()) message += ": " + snippet(response.body());
-    co_return TaskOutcome::failure(kind_for_status(status), message);
+    co_return TaskOutcome{Json::object(),
+                          engine::TaskError(kind_for_status(status), message, retry_after)};
   }
 
   Json headers = Json::object();

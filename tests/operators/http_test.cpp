@@ -186,7 +186,13 @@ TEST_CASE("Http.unexpected_status_maps_to_error_kinds" * doctest::timeout(30)) {
     const auto& message = outcome.error->message;
     CHECK(message.find("GET " + server.url("/x") + " returned " + std::to_string(c.status)) == 0);
     CHECK(message.find("details of " + std::to_string(c.status)) != std::string::npos);
-    if (c.status == 429) CHECK(message.find("Retry-After: 7") != std::string::npos);
+    if (c.status == 429) {
+      CHECK(message.find("Retry-After: 7") != std::string::npos);
+      // The executor waits at least this long before the next try.
+      CHECK(outcome.error->retry_after == std::chrono::milliseconds(7000));
+    } else {
+      CHECK_FALSE(outcome.error->retry_after.has_value());
+    }
   }
 }
 
