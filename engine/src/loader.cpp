@@ -641,6 +641,7 @@ class Loader {
     }
     if (on_failure) workflow_.on_failure = load_hook_list(on_failure->value, "on_failure");
     if (on_success) workflow_.on_success = load_hook_list(on_success->value, "on_success");
+    if (on_failure || on_success) check_hooks();
   }
 
   void load_env_allow(const YAML::Node& value) {
@@ -1299,6 +1300,40 @@ class Loader {
       out.push_back(name);
     }
     return out;
+  }
+
+  // Hook tasks run only after every other task ended, so no other task may wait for one, and a task
+  // cannot be both kinds of hook.
+  void check_hooks() {
+    const auto in = [](const std::vector<std::string>& list, const std::string& id) {
+      return std::find(list.begin(), list.end(), id) != list.end();
+    };
+    for (const auto& id : workflow_.on_failure) {
+      if (in(workflow_.on_success, id)) {
+        error_line(1, 1,
+                   "task '" + id + "' is listed in both on_failure and on_success; " +
+                       "give it trigger_rule: all_done instead to run it either way");
+      }
+    }
+    for (std::size_t i = 0; i < workflow_.tasks.size() && i < sources_.size(); ++i) {
+      const auto& task = workflow_.tasks[i];
+      const bool task_is_hook =
+          in(workflow_.on_failure, task.id) || in(workflow_.on_success, task.id);
+      if (task_is_hook) continue;
+      for (std::size_t d = 0; d < task.depends.size() && d < sources_[i].depends_nodes.size();
+           ++d) {
+        const auto& dep = task.depends[d];
+        const char* list = in(workflow_.on_failure, dep)   ? "on_failure"
+                           : in(workflow_.on_success, dep) ? "on_success"
+                                                           : nullptr;
+        if (list == nullptr) continue;
+        error(sources_[i].depends_nodes[d],
+              "task '" + task.id + "' depends on '" + dep + "', which is an " + list +
+                  " hook and runs only after every other task ended; depend on it from another "
+                  "hook task or remove it from " +
+                  list);
+      }
+    }
   }
 
   std::string_view text_;
