@@ -368,7 +368,9 @@ class Loader {
     std::vector<Entry> out;
     std::unordered_map<std::string, YAML::Mark> seen;
     for (auto it = map.begin(); it != map.end(); ++it) {
-      const YAML::Node& key = it->first;
+      // Copies: yaml-cpp's operator-> hands out a proxy that dies at the end of the statement.
+      const YAML::Node key = it->first;
+      const YAML::Node value = it->second;
       if (!key.IsScalar()) {
         error(key, std::string("keys of ") + std::string(where) + " must be plain names, got " +
                        kind_of(key));
@@ -381,7 +383,7 @@ class Loader {
                        std::to_string(first->second.column + 1) + "); remove one of them");
         continue;
       }
-      out.push_back({key.Scalar(), key, it->second});
+      out.push_back({key.Scalar(), key, value});
     }
     return out;
   }
