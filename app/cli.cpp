@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <future>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -182,10 +183,11 @@ class ConsoleObserver final : public RunObserver {
 // Drives one run in the foreground: Ctrl-C cancels it (cleanup tasks still run), a second Ctrl-C
 // exits at once.
 int drive_run(const std::function<std::shared_ptr<RunHandle>(Executor&)>& start_run,
-              RunStore& store, const Workflow& workflow) {
+              RunStore& store, const Workflow& workflow, const std::string& owner) {
   asio::thread_pool pool(std::max(2U, std::thread::hardware_concurrency()));
   ExecutorOptions options;
   options.home = podflow_home();
+  options.owner = owner;
   Executor executor(pool.get_executor(), store, make_system_clock(), options);
   auto handle = start_run(executor);
   if (!handle) {
@@ -210,7 +212,13 @@ int drive_run(const std::function<std::shared_ptr<RunHandle>(Executor&)>& start_
       };
   signals.async_wait(on_signal);
   const RunRecord final_record = handle->wait();
-  signals.cancel();
+  // The signal set belongs to the pool's threads; cancel it there, not from this one.
+  std::promise<void> cancelled;
+  asio::post(pool.get_executor(), [&] {
+    signals.cancel();
+    cancelled.set_value();
+  });
+  cancelled.get_future().wait();
   store.flush();
   pool.stop();
   pool.join();
@@ -314,7 +322,40 @@ int cmd_run(const std::string& file, const std::vector<std::string>& param_args,
       return kExitBadInput;
     }
     auto workflow = std::make_shared<const Workflow>(std::move(std::get<Workflow>(loaded)));
+    // Secret params are stored masked; the user supplies them again with --param.
+    for (const auto& arg : param_args) {
+      const auto eq = arg.find('=');
+      const ParamSpec* spec =
+          eq == std::string::npos ? nullptr : workflow->find_param(arg.substr(0, eq));
+      if (spec == nullptr || !spec->secret) {
+        std::cerr << "podflow run --resume: only secret params can be given again (a run keeps the "
+                     "params it started with); '"
+                  << arg << "' is not one\n";
+        return kExitBadInput;
+      }
+      auto value = parse_param_value(*spec, arg.substr(eq + 1));
+      if (auto* error = std::get_if<std::string>(&value)) {
+        std::cerr << "podflow run --resume: " << *error << "\n";
+        return kExitBadInput;
+      }
+      run->params[spec->name] = std::get<Json>(value);
+    }
+    std::vector<std::string> missing;
+    for (const auto& param : workflow->params) {
+      if (param.secret && run->params.value(param.name, Json()) == Json("***")) {
+        missing.push_back(param.name);
+      }
+    }
+    if (!missing.empty()) {
+      for (const auto& name : missing) {
+        std::cerr << "podflow run --resume: secret param '" << name
+                  << "' is not stored with the run; give it again with --param " << name
+                  << "=VALUE\n";
+      }
+      return kExitBadInput;
+    }
     const std::string owner = default_owner_id();
+    const std::string previous_owner = run->owner;
     const EpochMillis now = to_epoch_millis(std::chrono::system_clock::now());
     const auto mode =
         owner_is_dead(run->owner) ? RunStore::Takeover::force : RunStore::Takeover::if_expired;
@@ -324,15 +365,14 @@ int cmd_run(const std::string& file, const std::vector<std::string>& param_args,
                 << "); stop that process or wait for its lease to expire\n";
       return kExitBadInput;
     }
-    run = store->get_run(resume_id);
     std::cout << "resuming run " << resume_id << " (was owned by "
-              << (run->owner.empty() ? "nobody" : run->owner) << ")" << std::endl;
+              << (previous_owner.empty() ? "nobody" : previous_owner) << ")" << std::endl;
     auto tasks = store->get_tasks(resume_id);
     return drive_run(
         [&](Executor& executor) {
           return executor.resume(workflow, *run, tasks, std::make_shared<ConsoleObserver>());
         },
-        *store, *workflow);
+        *store, *workflow, owner);
   }
 
   auto workflow = load_or_report(file, registry);
@@ -358,7 +398,7 @@ int cmd_run(const std::string& file, const std::vector<std::string>& param_args,
         return executor.start(RunRequest{workflow, std::get<Json>(params), "", ""},
                               std::make_shared<ConsoleObserver>());
       },
-      *store, *workflow);
+      *store, *workflow, default_owner_id());
 }
 
 int cmd_graph(const std::string& file, const std::string& format) {
@@ -510,17 +550,18 @@ int cmd_runs_logs(const std::string& run_id, const std::string& task_id, int try
               << ")\n";
     return kExitBadInput;
   }
+  if (try_number > last) {
+    std::cerr << "podflow runs logs: task '" << task_id << "' has " << last
+              << (last == 1 ? " try" : " tries") << "; there is no try " << try_number << "\n";
+    return kExitBadInput;
+  }
   const int first = try_number > 0 ? try_number : 1;
   const int until = try_number > 0 ? try_number : last;
   for (int t = first; t <= until; ++t) {
     const auto path = task_log_path(podflow_home() / "logs", run_id, task_id, t);
-    std::ifstream in(path);
-    if (!in) {
-      std::cerr << "podflow runs logs: no log for try " << t << " (" << path.string() << ")\n";
-      continue;
-    }
     if (until > first) std::cout << "--- try " << t << " ---\n";
-    std::cout << in.rdbuf();
+    std::ifstream in(path);
+    if (in) std::cout << in.rdbuf();  // no file: the try printed nothing
   }
   return kExitSuccess;
 }

@@ -158,7 +158,7 @@ std::string compact_utc(EpochMillis t) {
   return text;
 }
 
-enum class StopReason { none, timeout, cancel };
+enum class StopReason { none, timeout, cancel, store_failure };
 
 // Kills the processes of a try's process group that outlived the engine which started them. Only
 // processes whose environment carries this run's PODFLOW_RUN_ID are touched, so a reused group id
@@ -201,7 +201,9 @@ struct TaskSlot {
   TaskRecord rec;
   std::vector<std::size_t> upstream;
   std::vector<std::size_t> downstream;
-  enum class Hook { none, on_failure, on_success } hook = Hook::none;
+  // Bits: a task may be listed in both on_failure and on_success, and then runs either way.
+  enum Hook : unsigned { none = 0, on_failure = 1, on_success = 2 };
+  unsigned hook = Hook::none;
   // The live try, if any.
   std::shared_ptr<asio::cancellation_signal> signal;
   std::shared_ptr<TimerHandle> timeout_timer;
@@ -299,18 +301,22 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
       batch_.tasks.push_back(slot.rec);
     }
     batch_.runs.push_back(run_);
+    keep_alive_ = shared_from_this();
     asio::dispatch(strand_, [self = shared_from_this()] {
       self->notify_run();
       for (std::size_t i = 0; i < self->slots_.size(); ++i) self->evaluate(i);
       self->arm_run_timers();
+      self->maybe_finish();  // a workflow of hooks only has no main task to wait for
       self->flush();
     });
   }
 
   void resume(RunRecord run, std::vector<TaskRecord> tasks) {
     run_ = std::move(run);
-    params_ = run_.params;
+    params_ = run_.params;  // secret params were re-supplied by the caller (they are stored masked)
     prepare_masker();
+    run_.params = masker_->mask_json(params_);
+    keep_alive_ = shared_from_this();
     const EpochMillis now = to_epoch_millis(clock_->now());
     run_.state = RunState::running;
     run_.owner = options_.owner;
@@ -352,7 +358,7 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
     auto mark_hooks = [&](const std::vector<std::string>& ids, TaskSlot::Hook hook) {
       for (const auto& id : ids) {
         auto it = index_.find(id);
-        if (it != index_.end()) slots_[it->second].hook = hook;
+        if (it != index_.end()) slots_[it->second].hook |= hook;
       }
     };
     mark_hooks(workflow_->on_failure, TaskSlot::Hook::on_failure);
@@ -386,15 +392,13 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
     for (std::size_t i = 0; i < slots_.size(); ++i) {
       TaskSlot& slot = slots_[i];
       switch (slot.rec.state) {
-        case TaskState::running:
-        case TaskState::queued: {
+        case TaskState::queued:
+          // Ready but not started (a due retry, or a task made ready by the last commit).
+          launch_after_commit_.push_back(i);
+          break;
+        case TaskState::running: {
           // The try that was running when the owner died is over: record it as failed and let the
           // retry policy decide, exactly as if the operator had failed.
-          if (slot.rec.try_number == 0) {
-            set_state(i, TaskState::queued);
-            launch_after_commit_.push_back(i);
-            break;
-          }
           std::string message = "podflow stopped while try " + std::to_string(slot.rec.try_number) +
                                 " was running; the run was resumed by " + options_.owner;
           std::int64_t process_group = 0;
@@ -445,7 +449,8 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
       if (slot.hook != TaskSlot::Hook::none && !hooks_released_) continue;
       if (slot.hook != TaskSlot::Hook::none && hook_unwanted(slot.hook)) {
         decision = Decision::skip;
-      } else if (stopping_ != StopReason::none && !is_cleanup(slot.spec->trigger_rule)) {
+      } else if (stopping_ != StopReason::none && !is_cleanup(slot.spec->trigger_rule) &&
+                 slot.hook == TaskSlot::Hook::none) {
         decision = Decision::skip;
       } else {
         UpstreamCounts counts = slot.upstream_counts;
@@ -470,9 +475,9 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
     }
   }
 
-  bool hook_unwanted(TaskSlot::Hook hook) const {
+  bool hook_unwanted(unsigned hook) const {
     if (stopping_ == StopReason::cancel) return true;  // a cancelled run sends no alerts
-    return (hook == TaskSlot::Hook::on_failure) != main_failed_;
+    return (hook & (main_failed_ ? TaskSlot::Hook::on_failure : TaskSlot::Hook::on_success)) == 0;
   }
 
   void launch(std::size_t i) {
@@ -572,7 +577,10 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
         strand_, op->execute(std::move(ctx)),
         asio::bind_cancellation_slot(
             slot.signal->slot(),
-            [self = shared_from_this(), i, try_number](std::exception_ptr ep, TaskOutcome outcome) {
+            // The handler owns the signal too: Asio keeps the coroutine's cancellation state in it,
+            // and an abandoned operator may still touch it after the slot moved on.
+            [self = shared_from_this(), i, try_number, signal = slot.signal](std::exception_ptr ep,
+                                                                             TaskOutcome outcome) {
               if (ep) outcome = outcome_from_exception(ep);
               asio::dispatch(self->strand_, [self, i, try_number, outcome = std::move(outcome)] {
                 self->finish_try(i, try_number, outcome);
@@ -683,7 +691,8 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
     slot.rec.error_message = error.message;
     const bool may_retry = slot.rec.try_number < slot.rec.max_tries &&
                            slot.spec->retry.retries_kind(error.kind) &&
-                           (stopping_ == StopReason::none || is_cleanup(slot.spec->trigger_rule));
+                           (stopping_ == StopReason::none || is_cleanup(slot.spec->trigger_rule) ||
+                            slot.hook != TaskSlot::Hook::none);
     if (may_retry) {
       Millis delay = compute_retry_delay(slot.spec->retry, slot.rec.try_number, random01());
       if (error.retry_after) delay = std::max(delay, *error.retry_after);
@@ -727,15 +736,19 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
   void stop_run(StopReason reason) {
     if (stopping_ != StopReason::none || is_terminal(run_.state)) return;
     stopping_ = reason;
-    reason_ = reason == StopReason::cancel
-                  ? "cancelled by the user"
-                  : "run timed out after " + format_duration(*workflow_->timeout);
+    if (reason == StopReason::cancel) reason_ = "cancelled by the user";
+    if (reason == StopReason::timeout) {
+      reason_ = "run timed out after " + format_duration(*workflow_->timeout);
+    }
     for (std::size_t i = 0; i < slots_.size(); ++i) {
       TaskSlot& slot = slots_[i];
+      const bool cleanup = is_cleanup(slot.spec->trigger_rule) || slot.hook != TaskSlot::Hook::none;
       if (slot.rec.state == TaskState::running) {
-        stop_try(i, slot.rec.try_number, StopReason::cancel);
-      } else if (slot.rec.state == TaskState::up_for_retry &&
-                 !is_cleanup(slot.spec->trigger_rule)) {
+        // Cleanup already under way (terminating pods) is exactly what a cancel must not stop.
+        if (!cleanup || reason == StopReason::store_failure) {
+          stop_try(i, slot.rec.try_number, StopReason::cancel);
+        }
+      } else if (slot.rec.state == TaskState::up_for_retry && !cleanup) {
         if (slot.retry_timer) slot.retry_timer->cancel();
         slot.retry_timer.reset();
         slot.rec.ended_at = to_epoch_millis(clock_->now());
@@ -782,7 +795,7 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
     bool failed = failed_ > 0;
     if (has_hooks_ && main_done && !hooks_released_) {
       hooks_released_ = true;
-      main_failed_ = failed || stopping_ == StopReason::timeout;
+      main_failed_ = main_failed_count_ > 0 || stopping_ == StopReason::timeout;
       for (std::size_t i = 0; i < slots_.size(); ++i) {
         if (slots_[i].hook != TaskSlot::Hook::none) evaluate(i);
       }
@@ -796,7 +809,7 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
     if (stopping_ == StopReason::cancel) {
       run_.state = RunState::cancelled;
       run_.reason = reason_;
-    } else if (stopping_ == StopReason::timeout) {
+    } else if (stopping_ == StopReason::timeout || stopping_ == StopReason::store_failure) {
       run_.state = RunState::failed;
       run_.reason = reason_;
     } else if (failed) {
@@ -825,6 +838,7 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
     ++terminal_;
     if (slots_[i].hook == TaskSlot::Hook::none) ++main_terminal_;
     if (failed) ++failed_;
+    if (failed && slots_[i].hook == TaskSlot::Hook::none) ++main_failed_count_;
     for (std::size_t d : slots_[i].downstream) {
       UpstreamCounts& counts = slots_[d].upstream_counts;
       ++counts.done;
@@ -836,7 +850,7 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
 
   // Counters from the records as loaded (resume).
   void recount() {
-    terminal_ = main_terminal_ = failed_ = 0;
+    terminal_ = main_terminal_ = failed_ = main_failed_count_ = 0;
     for (auto& slot : slots_) slot.upstream_counts = UpstreamCounts{};
     for (std::size_t i = 0; i < slots_.size(); ++i) {
       if (is_terminal(slots_[i].rec.state)) count_terminal(i, slots_[i].rec.state);
@@ -870,7 +884,7 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
       std::fprintf(stderr, "podflow: run %s: could not record state (%s); stopping the run\n",
                    run_.id.c_str(), ec.message().c_str());
       reason_ = "the run store failed: " + ec.message();
-      stop_run(StopReason::cancel);
+      stop_run(StopReason::store_failure);
     }
     if (!store_failed_) {
       for (std::size_t i : launches) launch(i);
@@ -903,6 +917,7 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
     }
     done_promise_.set_value(run_);
     for (auto& fn : callbacks) fn(run_);
+    keep_alive_.reset();  // nothing of this run is pending any more
   }
 
   asio::strand<asio::any_io_executor> strand_;
@@ -929,10 +944,11 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
   std::string reason_;
   std::string first_failure_;
   bool has_hooks_ = false;
-  std::size_t main_tasks_ = 0;     // tasks that are not on_failure/on_success hooks
-  std::size_t terminal_ = 0;       // tasks in a terminal state
-  std::size_t main_terminal_ = 0;  // of those, not hooks
-  std::size_t failed_ = 0;         // failed or upstream_failed
+  std::size_t main_tasks_ = 0;         // tasks that are not on_failure/on_success hooks
+  std::size_t terminal_ = 0;           // tasks in a terminal state
+  std::size_t main_terminal_ = 0;      // of those, not hooks
+  std::size_t failed_ = 0;             // failed or upstream_failed
+  std::size_t main_failed_count_ = 0;  // of those, not hooks
   bool hooks_released_ = false;
   bool main_failed_ = false;
   bool finishing_ = false;
@@ -945,6 +961,8 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
   RunRecord final_record_;
   std::vector<std::function<void(const RunRecord&)>> done_callbacks_;
   std::promise<RunRecord> done_promise_;
+  // A run keeps itself alive until it finished, so dropping its handle never strands a retry timer.
+  std::shared_ptr<Run> keep_alive_;
   std::shared_future<RunRecord> done_future_;
 };
 

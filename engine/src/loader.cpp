@@ -1304,19 +1304,12 @@ class Loader {
     return out;
   }
 
-  // Hook tasks run only after every other task ended, so no other task may wait for one, and a task
-  // cannot be both kinds of hook.
+  // Hook tasks run only after every other task ended, so no other task may wait for one. (A task in
+  // both lists runs either way.)
   void check_hooks() {
     const auto in = [](const std::vector<std::string>& list, const std::string& id) {
       return std::find(list.begin(), list.end(), id) != list.end();
     };
-    for (const auto& id : workflow_.on_failure) {
-      if (in(workflow_.on_success, id)) {
-        error_line(1, 1,
-                   "task '" + id + "' is listed in both on_failure and on_success; " +
-                       "give it trigger_rule: all_done instead to run it either way");
-      }
-    }
     for (std::size_t i = 0; i < workflow_.tasks.size() && i < sources_.size(); ++i) {
       const auto& task = workflow_.tasks[i];
       const bool task_is_hook =

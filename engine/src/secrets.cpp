@@ -30,6 +30,14 @@ SecretMasker SecretMasker::from_environment() {
 
 void SecretMasker::add(std::string value) {
   if (value.size() < kMinSecretLength) return;
+  // Logs are masked line by line, so each line of a multi-line secret (a PEM key) is a secret too.
+  if (value.find('\n') != std::string::npos) {
+    std::size_t start = 0;
+    for (std::size_t nl; (nl = value.find('\n', start)) != std::string::npos; start = nl + 1) {
+      add(value.substr(start, nl - start));
+    }
+    add(value.substr(start));
+  }
   if (std::find(secrets_.begin(), secrets_.end(), value) != secrets_.end()) return;
   secrets_.push_back(std::move(value));
   std::sort(secrets_.begin(), secrets_.end(),

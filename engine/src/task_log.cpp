@@ -26,6 +26,13 @@ void FileTaskLog::write(std::string_view text) {
     emit(std::string_view(pending_).substr(start, nl - start + 1));
   }
   pending_.erase(0, start);
+  // Output without newlines (progress bars, binary) must not grow without bound.
+  constexpr std::size_t kMaxLine = 64 * 1024;
+  if (pending_.size() > kMaxLine) {
+    pending_ += '\n';
+    emit(pending_);
+    pending_.clear();
+  }
 }
 
 void FileTaskLog::close() {

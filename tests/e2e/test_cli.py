@@ -324,6 +324,35 @@ class InterruptTest(PodflowTestCase):
         self.podflow("run", "--resume", run_id, expect=2)
 
 
+    def test_resume_asks_for_secret_params_again(self):
+        started = os.path.join(self.dir, "started")
+        seen = os.path.join(self.dir, "seen")
+        wf = self.write("s.yaml", f"""\
+            params:
+              token: {{type: string, secret: true}}
+            tasks:
+              wait:
+                operator: shell
+                retries: 1
+                retry_delay: 10ms
+                with:
+                  command: |
+                    if [ "$PODFLOW_TRY_NUMBER" = 1 ]; then touch {started}; exec sleep 1000; fi
+                    echo "{{{{ params.token }}}}" > {seen}
+            """)
+        proc = subprocess.Popen([PODFLOW, "run", wf, "--param", "token=tok-123456"], env=self.env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: os.path.exists(started), "the first try to start")
+        proc.send_signal(signal.SIGKILL)
+        stdout, _ = proc.communicate(timeout=DEADLINE)
+        run_id = self.run_id(stdout)
+        out = self.podflow("run", "--resume", run_id, expect=2)
+        self.assertIn("secret param 'token' is not stored with the run", out.stderr)
+        self.podflow("run", "--resume", run_id, "--param", "token=tok-123456", expect=0)
+        with open(seen) as f:
+            self.assertEqual(f.read().strip(), "tok-123456")
+
+
 class InspectTest(PodflowTestCase):
     def test_graph_next_version_and_help(self):
         wf = self.write("g.yaml", """\

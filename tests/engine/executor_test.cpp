@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -11,6 +12,7 @@
 #include <condition_variable>
 #include <deque>
 #include <fstream>
+#include <future>
 #include <mutex>
 
 #include "podflow/engine/operator.hpp"
@@ -84,12 +86,12 @@ class Recorder final : public RunObserver {
     history_.push_back(task.task_id + ":" + std::string(to_string(task.state)));
     changed_.notify_all();
   }
-  // Waits (in real time, bounded) until `task` is in `state`.
-  bool wait_for(const std::string& task, TaskState state) {
+  // Waits (in real time, bounded) until `task` has entered `state` `occurrence` times.
+  bool wait_for(const std::string& task, TaskState state, int occurrence = 1) {
+    const std::string entry = task + ":" + std::string(to_string(state));
     std::unique_lock lock(mutex_);
     return changed_.wait_for(lock, 20s, [&] {
-      auto it = states_.find(task);
-      return it != states_.end() && it->second == state;
+      return std::count(history_.begin(), history_.end(), entry) >= occurrence;
     });
   }
   TaskRecord last(const std::string& task) {
@@ -271,13 +273,13 @@ TEST_CASE("Executor.retries wait the backoff delay and record every try" * docte
       h.start(h.workflow({{"flaky", {}, Json{{"fail_times", 3}}, TriggerRule::all_success, 4}}));
   const SysTime t0 = h.clock->now();
   // 10s, 20s, then 40s capped at 35s.
+  int failures = 0;
   for (auto expected : {10s, 20s, 35s}) {
-    REQUIRE(h.recorder->wait_for("flaky", TaskState::up_for_retry));
+    REQUIRE(h.recorder->wait_for("flaky", TaskState::up_for_retry, ++failures));
     const TaskRecord waiting = h.recorder->last("flaky");
     CHECK(waiting.next_try_at - to_epoch_millis(h.clock->now()) ==
           std::chrono::milliseconds(expected).count());
     h.clock->advance(expected);
-    REQUIRE(h.recorder->wait_for("flaky", TaskState::running));
   }
   const auto final_record = run->wait();
   CHECK(final_record.state == RunState::success);
@@ -482,6 +484,59 @@ TEST_CASE("Executor.resume keeps finished tasks and retries the interrupted try"
   REQUIRE(tries.size() == 2);
   CHECK(tries[0].state == TaskState::failed);
   CHECK(tries[0].error_message.find("podflow stopped while try 1 was running") == 0);
+}
+
+}  // namespace
+}  // namespace podflow::engine
+
+namespace podflow::engine {
+namespace {
+
+TEST_CASE("Executor.on_failure hooks run when the run times out" * doctest::timeout(30)) {
+  Harness h;
+  auto wf = h.workflow({{"train", {}, Json{{"hang", true}}}, {"alert"}});
+  wf->on_failure = {"alert"};
+  wf->timeout = 1h;
+  auto run = h.start(wf);
+  REQUIRE(h.recorder->wait_for("train", TaskState::running));
+  h.clock->advance(1h);
+  CHECK(run->wait().state == RunState::failed);
+  CHECK(h.task("alert").state == TaskState::success);
+}
+
+TEST_CASE("Executor.cancel leaves a running cleanup task alone" * doctest::timeout(30)) {
+  Harness h;
+  auto run = h.start(h.workflow(
+      {{"train", {}, kFail},
+       {"terminate", {"train"}, Json{{"hang", true}}, TriggerRule::all_done, 0, Millis(10min)}}));
+  REQUIRE(h.recorder->wait_for("terminate", TaskState::running));
+  run->cancel();
+  // The cancel does not reach the cleanup try: only its own 10-minute timeout ends it.
+  h.clock->advance(10min);
+  CHECK(run->wait().state == RunState::cancelled);
+  CHECK(h.task("terminate").error_kind == "timeout");
+}
+
+TEST_CASE("Executor.a workflow of hooks only still finishes" * doctest::timeout(30)) {
+  Harness h;
+  auto wf = h.workflow({{"celebrate"}});
+  wf->on_success = {"celebrate"};
+  auto run = h.start(wf);
+  CHECK(run->wait().state == RunState::success);
+  CHECK(h.task("celebrate").state == TaskState::success);
+}
+
+TEST_CASE("Executor.a dropped handle does not strand a waiting retry" * doctest::timeout(30)) {
+  Harness h;
+  std::promise<RunRecord> done;
+  {
+    auto run =
+        h.start(h.workflow({{"t", {}, Json{{"fail_times", 1}}, TriggerRule::all_success, 1}}));
+    run->on_done([&](const RunRecord& record) { done.set_value(record); });
+    REQUIRE(h.recorder->wait_for("t", TaskState::up_for_retry));
+  }
+  h.clock->advance(10s);
+  CHECK(done.get_future().get().state == RunState::success);
 }
 
 }  // namespace
