@@ -4,6 +4,8 @@
 #include <array>
 #include <utility>
 
+#include "enum_names.hpp"
+
 namespace podflow::engine {
 namespace {
 
@@ -24,18 +26,10 @@ constexpr std::array<std::pair<ErrorKind, std::string_view>, 12> kKindNames{{
 
 }  // namespace
 
-std::string_view to_string(ErrorKind kind) {
-  for (const auto& [k, name] : kKindNames) {
-    if (k == kind) return name;
-  }
-  return "task_failed";
-}
+std::string_view to_string(ErrorKind kind) { return detail::name_of(kKindNames, kind); }
 
 std::optional<ErrorKind> parse_error_kind(std::string_view text) {
-  for (const auto& [k, name] : kKindNames) {
-    if (name == text) return k;
-  }
-  return std::nullopt;
+  return detail::value_of(kKindNames, text);
 }
 
 const std::vector<ErrorKind>& all_error_kinds() {

@@ -4,6 +4,8 @@
 #include <array>
 #include <utility>
 
+#include "enum_names.hpp"
+
 namespace podflow::engine {
 namespace {
 
@@ -31,18 +33,10 @@ constexpr std::array<std::pair<RunState, std::string_view>, 6> kRunStates{{
 
 }  // namespace
 
-std::string_view to_string(TaskState state) {
-  for (const auto& [s, name] : kTaskStates) {
-    if (s == state) return name;
-  }
-  return "none";
-}
+std::string_view to_string(TaskState state) { return detail::name_of(kTaskStates, state); }
 
 std::optional<TaskState> parse_task_state(std::string_view text) {
-  for (const auto& [s, name] : kTaskStates) {
-    if (name == text) return s;
-  }
-  return std::nullopt;
+  return detail::value_of(kTaskStates, text);
 }
 
 bool is_terminal(TaskState state) {
@@ -51,18 +45,10 @@ bool is_terminal(TaskState state) {
          state == TaskState::removed;
 }
 
-std::string_view to_string(RunState state) {
-  for (const auto& [s, name] : kRunStates) {
-    if (s == state) return name;
-  }
-  return "queued";
-}
+std::string_view to_string(RunState state) { return detail::name_of(kRunStates, state); }
 
 std::optional<RunState> parse_run_state(std::string_view text) {
-  for (const auto& [s, name] : kRunStates) {
-    if (name == text) return s;
-  }
-  return std::nullopt;
+  return detail::value_of(kRunStates, text);
 }
 
 bool is_terminal(RunState state) {

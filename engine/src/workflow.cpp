@@ -5,8 +5,13 @@
 #include <array>
 #include <utility>
 
+#include "enum_names.hpp"
+
 namespace podflow::engine {
 namespace {
+
+using detail::name_of;
+using detail::value_of;
 
 constexpr std::array<std::pair<TriggerRule, std::string_view>, 8> kRuleNames{{
     {TriggerRule::all_success, "all_success"},
@@ -29,24 +34,6 @@ constexpr std::array<std::pair<ValueType, std::string_view>, 8> kTypeNames{{
     {ValueType::duration, "duration"},
     {ValueType::any, "any"},
 }};
-
-template <typename Enum, std::size_t N>
-std::string_view name_of(const std::array<std::pair<Enum, std::string_view>, N>& table,
-                         Enum value) {
-  for (const auto& [v, name] : table) {
-    if (v == value) return name;
-  }
-  return table[0].second;
-}
-
-template <typename Enum, std::size_t N>
-std::optional<Enum> value_of(const std::array<std::pair<Enum, std::string_view>, N>& table,
-                             std::string_view text) {
-  for (const auto& [v, name] : table) {
-    if (name == text) return v;
-  }
-  return std::nullopt;
-}
 
 }  // namespace
 
