@@ -87,6 +87,12 @@ class TimedStore final : public RunStore {
   std::vector<TryRecord> get_tries(const std::string& r, const std::string& t) const override {
     return inner_.get_tries(r, t);
   }
+  std::vector<ResourceRecord> list_resources(const ResourceFilter& f) const override {
+    return inner_.list_resources(f);
+  }
+  std::vector<MetricPoint> list_metrics(const std::string& r, const std::string& t) const override {
+    return inner_.list_metrics(r, t);
+  }
   bool acquire_lease(const std::string& r, const std::string& o, EpochMillis n, EpochMillis e,
                      Takeover m) override {
     return inner_.acquire_lease(r, o, n, e, m);

@@ -77,7 +77,9 @@ void bench(const char* name, const std::function<std::unique_ptr<RunStore>()>& o
     RunRecord run;
     run.id = "bench";
     run.workflow = "bench";
-    store->submit(StoreBatch{.runs = {run}, .tasks = {}, .tries = {}, .leases = {}}, nullptr);
+    StoreBatch batch;
+    batch.runs = {run};
+    store->submit(std::move(batch), nullptr);
     store->flush();
     Completions completions;
     const auto start = Clock::now();
@@ -93,7 +95,9 @@ void bench(const char* name, const std::function<std::unique_ptr<RunStore>()>& o
     RunRecord run;
     run.id = "bench";
     run.workflow = "bench";
-    store->submit(StoreBatch{.runs = {run}, .tasks = {}, .tries = {}, .leases = {}}, nullptr);
+    StoreBatch batch;
+    batch.runs = {run};
+    store->submit(std::move(batch), nullptr);
     store->flush();
     Completions completions;
     const auto start = Clock::now();

@@ -2,6 +2,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <limits>
 #include <map>
 #include <memory>
@@ -21,6 +22,8 @@ namespace {
 
 using TaskKey = std::pair<std::string, std::string>;       // run_id, task_id
 using TryKey = std::tuple<std::string, std::string, int>;  // run_id, task_id, try_number
+using ResourceKey = std::pair<std::string, std::string>;   // kind, name
+using MetricKey = std::tuple<std::string, std::string, std::string, std::int64_t>;
 
 class MemoryStore final : public RunStore, private detail::StoreBackend {
  public:
@@ -74,6 +77,35 @@ class MemoryStore final : public RunStore, private detail::StoreBackend {
     return tries;
   }
 
+  std::vector<ResourceRecord> list_resources(const ResourceFilter& filter) const override {
+    std::lock_guard lock(mutex_);
+    std::vector<ResourceRecord> out;
+    for (const auto& [key, resource] : resources_) {
+      if ((filter.kind.empty() || resource.kind == filter.kind) &&
+          (filter.run_id.empty() || resource.run_id == filter.run_id) &&
+          (filter.task_id.empty() || resource.task_id == filter.task_id)) {
+        out.push_back(resource);
+      }
+    }
+    std::sort(out.begin(), out.end(), [](const ResourceRecord& a, const ResourceRecord& b) {
+      return std::tie(a.created_at, a.name) < std::tie(b.created_at, b.name);
+    });
+    return out;
+  }
+
+  std::vector<MetricPoint> list_metrics(const std::string& run_id,
+                                        const std::string& task_id) const override {
+    std::lock_guard lock(mutex_);
+    std::vector<MetricPoint> out;
+    for (auto it = metrics_.lower_bound(MetricKey{run_id, task_id, "", INT64_MIN});
+         it != metrics_.end() && std::get<0>(it->first) == run_id &&
+         std::get<1>(it->first) == task_id;
+         ++it) {
+      out.push_back(it->second);
+    }
+    return out;
+  }
+
   bool acquire_lease(const std::string& run_id, const std::string& owner, EpochMillis now,
                      EpochMillis lease_expires_at, Takeover mode) override {
     return writer_.acquire_lease(detail::LeaseRequest{.run_id = run_id,
@@ -125,6 +157,12 @@ class MemoryStore final : public RunStore, private detail::StoreBackend {
         return detail::make_sqlite_error(SQLITE_CONSTRAINT_FOREIGNKEY);
       }
     }
+    for (const auto& point : batch.metrics) {
+      const TaskKey key{point.run_id, point.task_id};
+      if (!tasks_.contains(key) && !batch_tasks.contains(key)) {
+        return detail::make_sqlite_error(SQLITE_CONSTRAINT_FOREIGNKEY);
+      }
+    }
     return {};
   }
 
@@ -135,6 +173,13 @@ class MemoryStore final : public RunStore, private detail::StoreBackend {
     }
     for (const auto& attempt : batch.tries) {
       tries_.insert_or_assign(TryKey{attempt.run_id, attempt.task_id, attempt.try_number}, attempt);
+    }
+    for (const auto& resource : batch.resources) {
+      resources_.insert_or_assign(ResourceKey{resource.kind, resource.name}, resource);
+    }
+    for (const auto& point : batch.metrics) {
+      metrics_.insert_or_assign(MetricKey{point.run_id, point.task_id, point.name, point.step},
+                                point);
     }
     for (const auto& lease : batch.leases) {
       const auto it = runs_.find(lease.run_id);
@@ -148,6 +193,8 @@ class MemoryStore final : public RunStore, private detail::StoreBackend {
   std::map<std::string, RunRecord> runs_;
   std::map<TaskKey, TaskRecord> tasks_;  // ordered: get_tasks returns them by task_id
   std::map<TryKey, TryRecord> tries_;
+  std::map<ResourceKey, ResourceRecord> resources_;
+  std::map<MetricKey, MetricPoint> metrics_;  // ordered: by run, task, name, step
   // Last: its destructor commits what is queued and joins while the maps still exist.
   detail::StoreWriter writer_{*this};
 };

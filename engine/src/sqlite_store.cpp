@@ -27,7 +27,7 @@ using detail::make_sqlite_error;
 
 // Schema migrations, oldest first: the database's `PRAGMA user_version` is how many have run.
 // Never edit a step that has shipped; append a new one.
-constexpr std::array<std::string_view, 2> kMigrations{
+constexpr std::array<std::string_view, 3> kMigrations{
     // 1: runs and their task instances.
     R"sql(
 CREATE TABLE runs (
@@ -80,6 +80,34 @@ CREATE TABLE task_tries (
   FOREIGN KEY (run_id, task_id) REFERENCES task_instances (run_id, task_id) ON DELETE CASCADE
 ) WITHOUT ROWID;
 )sql",
+    // 3: what tasks created outside podflow (pods), and the metric series they reported. Resources
+    // have no foreign key: the reaper must still find a pod after its run was pruned.
+    R"sql(
+CREATE TABLE resources (
+  kind TEXT NOT NULL,
+  name TEXT NOT NULL,
+  run_id TEXT NOT NULL,
+  task_id TEXT NOT NULL,
+  try_number INTEGER NOT NULL,
+  external_id TEXT NOT NULL,
+  state TEXT NOT NULL,
+  detail TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (kind, name)
+) WITHOUT ROWID;
+CREATE INDEX resources_by_task ON resources (run_id, task_id, kind);
+CREATE TABLE metrics (
+  run_id TEXT NOT NULL,
+  task_id TEXT NOT NULL,
+  name TEXT NOT NULL,
+  step INTEGER NOT NULL,
+  value REAL NOT NULL,
+  timestamp INTEGER NOT NULL,
+  PRIMARY KEY (run_id, task_id, name, step),
+  FOREIGN KEY (run_id, task_id) REFERENCES task_instances (run_id, task_id) ON DELETE CASCADE
+) WITHOUT ROWID;
+)sql",
 };
 
 // Every statement the store runs more than once; prepared on first use and kept on the connection.
@@ -97,6 +125,10 @@ enum class Sql : std::size_t {
   upsert_try,
   update_lease,
   acquire_lease,
+  upsert_resource,
+  upsert_metric,
+  select_resources,
+  select_metrics,
   select_run,
   select_runs,
   select_runs_of_workflow,
@@ -111,6 +143,9 @@ enum class Sql : std::size_t {
 #define PODFLOW_TASK_COLUMNS                                                            \
   "run_id, task_id, state, try_number, max_tries, error_kind, error_message, outputs, " \
   "started_at, ended_at, next_try_at"
+#define PODFLOW_RESOURCE_COLUMNS \
+  "kind, name, run_id, task_id, try_number, external_id, state, detail, created_at, updated_at"
+#define PODFLOW_METRIC_COLUMNS "run_id, task_id, name, step, value, timestamp"
 #define PODFLOW_TRY_COLUMNS \
   "run_id, task_id, try_number, state, error_kind, error_message, started_at, ended_at, pid"
 
@@ -146,6 +181,21 @@ constexpr std::array<const char*, static_cast<std::size_t>(Sql::count)> kSql{
     // A lease is live while now < lease_expires_at; the same owner may always renew.
     "UPDATE runs SET owner = ?2, lease_expires_at = ?4 WHERE id = ?1"
     " AND (?5 OR owner = '' OR owner = ?2 OR lease_expires_at <= ?3)",
+    "INSERT INTO resources (" PODFLOW_RESOURCE_COLUMNS
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+    " ON CONFLICT (kind, name) DO UPDATE SET run_id = excluded.run_id,"
+    " task_id = excluded.task_id, try_number = excluded.try_number,"
+    " external_id = excluded.external_id, state = excluded.state, detail = excluded.detail,"
+    " created_at = excluded.created_at, updated_at = excluded.updated_at",
+    "INSERT INTO metrics (" PODFLOW_METRIC_COLUMNS
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+    " ON CONFLICT (run_id, task_id, name, step) DO UPDATE SET value = excluded.value,"
+    " timestamp = excluded.timestamp",
+    "SELECT " PODFLOW_RESOURCE_COLUMNS
+    " FROM resources WHERE (?1 = '' OR kind = ?1) AND (?2 = '' OR run_id = ?2)"
+    " AND (?3 = '' OR task_id = ?3) ORDER BY created_at, name",
+    "SELECT " PODFLOW_METRIC_COLUMNS
+    " FROM metrics WHERE run_id = ?1 AND task_id = ?2 ORDER BY name, step",
     "SELECT " PODFLOW_RUN_COLUMNS " FROM runs WHERE id = ?1",
     "SELECT " PODFLOW_RUN_COLUMNS " FROM runs ORDER BY created_at DESC, id DESC LIMIT ?1",
     "SELECT " PODFLOW_RUN_COLUMNS
@@ -158,6 +208,8 @@ constexpr std::array<const char*, static_cast<std::size_t>(Sql::count)> kSql{
 #undef PODFLOW_RUN_COLUMNS
 #undef PODFLOW_TASK_COLUMNS
 #undef PODFLOW_TRY_COLUMNS
+#undef PODFLOW_RESOURCE_COLUMNS
+#undef PODFLOW_METRIC_COLUMNS
 
 struct DbCloser {
   void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
@@ -234,6 +286,9 @@ class Execution {
   void bind(int index, std::int64_t value) {
     if (rc_ == SQLITE_OK) rc_ = sqlite3_bind_int64(statement_, index, value);
   }
+  void bind(int index, double value) {
+    if (rc_ == SQLITE_OK) rc_ = sqlite3_bind_double(statement_, index, value);
+  }
 
   // SQLITE_ROW, SQLITE_DONE or an error code (logged).
   int step() {
@@ -253,6 +308,7 @@ class Execution {
     return {reinterpret_cast<const char*>(data), static_cast<std::size_t>(size)};
   }
   std::int64_t integer(int column) const { return sqlite3_column_int64(statement_, column); }
+  double real(int column) const { return sqlite3_column_double(statement_, column); }
   int small_integer(int column) const { return sqlite3_column_int(statement_, column); }
 
  private:
@@ -376,6 +432,59 @@ int upsert(Connection& connection, const TryRecord& attempt) {
   return upsert.step();
 }
 
+ResourceRecord read_resource(const Execution& row) {
+  ResourceRecord resource;
+  resource.kind = row.text(0);
+  resource.name = row.text(1);
+  resource.run_id = row.text(2);
+  resource.task_id = row.text(3);
+  resource.try_number = row.small_integer(4);
+  resource.external_id = row.text(5);
+  resource.state = row.text(6);
+  resource.detail = parse_json(row.text(7), "detail of " + resource.kind + " " + resource.name);
+  resource.created_at = row.integer(8);
+  resource.updated_at = row.integer(9);
+  return resource;
+}
+
+MetricPoint read_metric(const Execution& row) {
+  MetricPoint point;
+  point.run_id = row.text(0);
+  point.task_id = row.text(1);
+  point.name = row.text(2);
+  point.step = row.integer(3);
+  point.value = row.real(4);
+  point.timestamp = row.integer(5);
+  return point;
+}
+
+int upsert(Connection& connection, const ResourceRecord& resource) {
+  const auto detail = dump_json(resource.detail);
+  Execution upsert(connection, Sql::upsert_resource);
+  upsert.bind(1, resource.kind);
+  upsert.bind(2, resource.name);
+  upsert.bind(3, resource.run_id);
+  upsert.bind(4, resource.task_id);
+  upsert.bind(5, std::int64_t{resource.try_number});
+  upsert.bind(6, resource.external_id);
+  upsert.bind(7, resource.state);
+  upsert.bind(8, detail);
+  upsert.bind(9, resource.created_at);
+  upsert.bind(10, resource.updated_at);
+  return upsert.step();
+}
+
+int upsert(Connection& connection, const MetricPoint& point) {
+  Execution upsert(connection, Sql::upsert_metric);
+  upsert.bind(1, point.run_id);
+  upsert.bind(2, point.task_id);
+  upsert.bind(3, point.name);
+  upsert.bind(4, point.step);
+  upsert.bind(5, point.value);
+  upsert.bind(6, point.timestamp);
+  return upsert.step();
+}
+
 int upsert(Connection& connection, const LeaseUpdate& lease) {
   Execution update(connection, Sql::update_lease);
   update.bind(1, lease.run_id);
@@ -397,6 +506,8 @@ int apply(Connection& connection, const StoreBatch& batch) {
   if (rc == SQLITE_DONE) rc = write_all(batch.tasks);
   if (rc == SQLITE_DONE) rc = write_all(batch.tries);
   if (rc == SQLITE_DONE) rc = write_all(batch.leases);
+  if (rc == SQLITE_DONE) rc = write_all(batch.resources);
+  if (rc == SQLITE_DONE) rc = write_all(batch.metrics);
   return rc;
 }
 
@@ -524,6 +635,28 @@ class SqliteStore final : public RunStore {
     std::vector<TryRecord> tries;
     while (select.step() == SQLITE_ROW) tries.push_back(read_try(select));
     return tries;
+  }
+
+  std::vector<ResourceRecord> list_resources(const ResourceFilter& filter) const override {
+    std::lock_guard lock(reader_mutex_);
+    Execution select(reader_, Sql::select_resources);
+    select.bind(1, filter.kind);
+    select.bind(2, filter.run_id);
+    select.bind(3, filter.task_id);
+    std::vector<ResourceRecord> resources;
+    while (select.step() == SQLITE_ROW) resources.push_back(read_resource(select));
+    return resources;
+  }
+
+  std::vector<MetricPoint> list_metrics(const std::string& run_id,
+                                        const std::string& task_id) const override {
+    std::lock_guard lock(reader_mutex_);
+    Execution select(reader_, Sql::select_metrics);
+    select.bind(1, run_id);
+    select.bind(2, task_id);
+    std::vector<MetricPoint> points;
+    while (select.step() == SQLITE_ROW) points.push_back(read_metric(select));
+    return points;
   }
 
   bool acquire_lease(const std::string& run_id, const std::string& owner, EpochMillis now,

@@ -453,6 +453,94 @@ TEST_CASE_TEMPLATE("Store.leases" * doctest::timeout(10), Factory, SqliteFactory
 
 // ---- the SQLite file ----------------------------------------------------------------------------
 
+TEST_CASE_TEMPLATE("Store.resources_are_kept_by_kind_and_name" * doctest::timeout(10), Factory,
+                   SqliteFactory, MemoryFactory) {
+  Factory factory;
+  auto store = factory.open();
+  ResourceRecord pod;
+  pod.kind = "runpod.pod";
+  pod.name = "podflow-ab12-run1-create-1";
+  pod.run_id = "run1";
+  pod.task_id = "create";
+  pod.try_number = 1;
+  pod.state = "intent";
+  pod.detail = Json{{"gpu_type", "NVIDIA A40"}, {"note", "quoted \"text\" \u00e9"}};
+  pod.created_at = 10;
+  pod.updated_at = 10;
+  StoreBatch intent;
+  intent.resources = {pod};
+  REQUIRE_FALSE(commit(*store, intent));
+  // The intent becomes a created pod: same key, new id and state.
+  pod.external_id = "pod-123";
+  pod.state = "created";
+  pod.updated_at = 20;
+  ResourceRecord other = pod;
+  other.name = "podflow-ab12-run2-create-1";
+  other.run_id = "run2";
+  other.created_at = 5;
+  StoreBatch created;
+  created.resources = {pod, other};
+  REQUIRE_FALSE(commit(*store, created));
+
+  ResourceFilter all;
+  const auto listed = store->list_resources(all);
+  REQUIRE(listed.size() == 2);
+  CHECK(listed[0].name == other.name);  // oldest first
+  const auto& got = listed[1];
+  CHECK(got.kind == pod.kind);
+  CHECK(got.run_id == "run1");
+  CHECK(got.task_id == "create");
+  CHECK(got.try_number == 1);
+  CHECK(got.external_id == "pod-123");
+  CHECK(got.state == "created");
+  CHECK(got.detail == pod.detail);
+  CHECK(got.created_at == 10);
+  CHECK(got.updated_at == 20);
+  ResourceFilter of_run1;
+  of_run1.run_id = "run1";
+  of_run1.task_id = "create";
+  CHECK(store->list_resources(of_run1).size() == 1);
+  ResourceFilter other_kind;
+  other_kind.kind = "mlflow.run";
+  CHECK(store->list_resources(other_kind).empty());
+}
+
+TEST_CASE_TEMPLATE("Store.metric_points_need_their_task_and_replace_by_step" * doctest::timeout(10),
+                   Factory, SqliteFactory, MemoryFactory) {
+  Factory factory;
+  auto store = factory.open();
+  auto point = [](std::string name, std::int64_t step, double value) {
+    MetricPoint p;
+    p.run_id = "run1";
+    p.task_id = "wait";
+    p.name = std::move(name);
+    p.step = step;
+    p.value = value;
+    p.timestamp = 1000 + step;
+    return p;
+  };
+  StoreBatch orphan;
+  orphan.metrics = {point("loss", 1, 0.5)};
+  CHECK(commit(*store, orphan));  // no such task: refused like any foreign key
+
+  auto batch = batch_of({make_run("run1")}, {make_task("run1", "wait")});
+  batch.metrics = {point("loss", 2, 0.4), point("loss", 1, 0.5), point("accuracy", 1, 0.7)};
+  REQUIRE_FALSE(commit(*store, batch));
+  StoreBatch again;
+  again.metrics = {point("loss", 2, 0.25)};  // a re-attached stream sends step 2 again
+  REQUIRE_FALSE(commit(*store, again));
+
+  const auto points = store->list_metrics("run1", "wait");
+  REQUIRE(points.size() == 3);
+  CHECK(points[0].name == "accuracy");
+  CHECK(points[1].name == "loss");
+  CHECK(points[1].step == 1);
+  CHECK(points[2].step == 2);
+  CHECK(points[2].value == doctest::Approx(0.25));
+  CHECK(points[2].timestamp == 1002);
+  CHECK(store->list_metrics("run1", "other").empty());
+}
+
 TEST_CASE("SqliteStore.survives_reopening" * doctest::timeout(10)) {
   SqliteFactory factory;
   const auto run = full_run();

@@ -63,6 +63,38 @@ struct TryRecord {
   std::int64_t pid = 0;  // process group leader of a shell try, 0 otherwise
 };
 
+// Something a task creates outside podflow (a RunPod pod), recorded before it is created (the
+// intent) and updated as it changes, so that a crash, retry or rerun never loses track of it or
+// makes it twice.
+struct ResourceRecord {
+  std::string kind;  // "runpod.pod"
+  std::string name;  // unique within its kind: the name podflow chose for it
+  std::string run_id;
+  std::string task_id;
+  int try_number = 0;
+  std::string external_id;  // the id the provider gave it; empty until known
+  std::string state;        // the operator's words: intent, created, terminated, gone ...
+  Json detail = Json::object();
+  EpochMillis created_at = 0;
+  EpochMillis updated_at = 0;
+};
+
+struct ResourceFilter {  // empty fields match everything
+  std::string kind;
+  std::string run_id;
+  std::string task_id;
+};
+
+// One point of a metric series a task reported (training_accuracy at step 3).
+struct MetricPoint {
+  std::string run_id;
+  std::string task_id;
+  std::string name;
+  std::int64_t step = 0;
+  double value = 0.0;
+  EpochMillis timestamp = 0;
+};
+
 struct LeaseUpdate {
   std::string run_id;
   std::string owner;
@@ -76,7 +108,12 @@ struct StoreBatch {
   std::vector<TaskRecord> tasks;
   std::vector<TryRecord> tries;
   std::vector<LeaseUpdate> leases;
-  bool empty() const { return runs.empty() && tasks.empty() && tries.empty() && leases.empty(); }
+  std::vector<ResourceRecord> resources;  // upserts by (kind, name)
+  std::vector<MetricPoint> metrics;       // upserts by (run, task, name, step); need their task
+  bool empty() const {
+    return runs.empty() && tasks.empty() && tries.empty() && leases.empty() && resources.empty() &&
+           metrics.empty();
+  }
 };
 
 struct RunFilter {
@@ -101,6 +138,12 @@ class RunStore {
   virtual std::vector<TaskRecord> get_tasks(const std::string& run_id) const = 0;  // by task_id
   virtual std::vector<TryRecord> get_tries(const std::string& run_id,
                                            const std::string& task_id) const = 0;
+
+  // Oldest first (created_at, then name).
+  virtual std::vector<ResourceRecord> list_resources(const ResourceFilter& filter) const = 0;
+  // By metric name, then step.
+  virtual std::vector<MetricPoint> list_metrics(const std::string& run_id,
+                                                const std::string& task_id) const = 0;
 
   // Takes ownership of a run when it has no owner, its lease expired before `now`, or `force` is
   // set. Returns false (and changes nothing) when another owner holds a live lease. Synchronous:
