@@ -524,6 +524,30 @@ int cmd_runs_show(const std::string& run_id) {
   const Workflow* workflow = std::get_if<Workflow>(&stored);
   const auto tasks = in_workflow_order(store->get_tasks(run_id), workflow);
   print_task_table(std::cout, tasks);
+  ResourceFilter of_run;
+  of_run.run_id = run_id;
+  const auto resources = store->list_resources(of_run);
+  if (!resources.empty()) std::cout << "\nresources:\n";
+  for (const auto& resource : resources) {
+    std::cout << "  " << resource.task_id << " try " << resource.try_number << ": " << resource.kind
+              << " " << resource.name
+              << (resource.external_id.empty() ? "" : " (" + resource.external_id + ")") << " "
+              << resource.state << "\n";
+  }
+  bool any_metrics = false;
+  for (const auto& task : tasks) {
+    const auto points = store->list_metrics(run_id, task.task_id);
+    if (points.empty()) continue;
+    if (!any_metrics) std::cout << "\nmetrics (last value, points):\n";
+    any_metrics = true;
+    for (std::size_t i = 0; i < points.size(); ++i) {
+      if (i + 1 < points.size() && points[i + 1].name == points[i].name) continue;
+      std::size_t count = 0;
+      for (const auto& p : points) count += p.name == points[i].name ? 1U : 0U;
+      std::cout << "  " << task.task_id << "." << points[i].name << " = " << points[i].value
+                << " at step " << points[i].step << " (" << count << " points)\n";
+    }
+  }
   bool any_outputs = false;
   for (const auto& task : tasks) {
     if (task.outputs.empty()) continue;

@@ -11,7 +11,11 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
 #include <cmath>
 #include <csignal>
@@ -50,6 +54,29 @@ std::string default_owner_id() {
   ::gethostname(host, sizeof host - 1);
   return std::string(host) + ":" + std::to_string(::getpid()) + ":" +
          std::to_string(to_epoch_millis(std::chrono::system_clock::now()));
+}
+
+std::string load_or_create_install_id(const std::filesystem::path& home) {
+  const auto path = home / "install-id";
+  {
+    std::ifstream in(path);
+    std::string id;
+    if (in >> id && !id.empty()) return id;
+  }
+  static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+  std::random_device random;
+  std::string id;
+  for (int i = 0; i < 8; ++i) id += kAlphabet[random() % (sizeof kAlphabet - 1)];
+  std::error_code ec;
+  std::filesystem::create_directories(home, ec);
+  // Written aside and hard-linked into place, so two processes starting at once agree on one id.
+  const auto temporary = home / ("install-id." + std::to_string(::getpid()));
+  std::ofstream(temporary) << id << "\n";
+  ::link(temporary.c_str(), path.c_str());  // fails when another process made it first: theirs wins
+  std::filesystem::remove(temporary, ec);
+  std::ifstream in(path);
+  std::string stored;
+  return in >> stored ? stored : id;
 }
 
 Millis compute_retry_delay(const RetryPolicy& policy, int failed_try, double random01) {
@@ -157,6 +184,86 @@ std::string compact_utc(EpochMillis t) {
              text.end());
   return text;
 }
+
+// The recorder one try hands its operator: resources and metrics go to the run store, tagged with
+// the run, task and try.
+class TryRecorder final : public TaskRecorder {
+ public:
+  TryRecorder(RunStore& store, std::shared_ptr<Clock> clock, std::string run_id,
+              std::string task_id, int try_number, std::string install_id)
+      : store_(store),
+        clock_(std::move(clock)),
+        run_id_(std::move(run_id)),
+        task_id_(std::move(task_id)),
+        try_number_(try_number),
+        install_id_(std::move(install_id)) {}
+
+  asio::awaitable<std::error_code> record_resource(ResourceRecord resource) override {
+    if (resource.run_id.empty()) resource.run_id = run_id_;
+    if (resource.task_id.empty()) resource.task_id = task_id_;
+    if (resource.try_number == 0) resource.try_number = try_number_;
+    const EpochMillis now = to_epoch_millis(clock_->now());
+    if (resource.created_at == 0) resource.created_at = now;
+    resource.updated_at = now;
+    StoreBatch batch;
+    batch.resources.push_back(std::move(resource));
+    // Waits for the commit on a timer that the commit handler expires. (A lambda with init-captures
+    // inside the co_await expression miscompiles with GCC 12: the batch was destroyed twice.)
+    auto executor = co_await asio::this_coro::executor;
+    auto wake =
+        std::make_shared<asio::steady_timer>(executor, asio::steady_timer::time_point::max());
+    auto result = std::make_shared<std::error_code>();
+    store_.submit(std::move(batch), [wake, result](std::error_code ec) {
+      asio::post(wake->get_executor(), [wake, result, ec] {
+        *result = ec;
+        wake->expires_at(asio::steady_timer::time_point::min());
+      });
+    });
+    boost::system::error_code ignored;
+    while (wake->expiry() != asio::steady_timer::time_point::min()) {
+      co_await wake->async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+    }
+    co_return *result;
+  }
+
+  std::vector<ResourceRecord> resources(const std::string& task_id) const override {
+    ResourceFilter filter;
+    filter.run_id = run_id_;
+    filter.task_id = task_id;
+    return store_.list_resources(filter);
+  }
+
+  void record_metrics(std::vector<MetricPoint> points) override {
+    const EpochMillis now = to_epoch_millis(clock_->now());
+    StoreBatch batch;
+    for (auto& point : points) {
+      point.run_id = run_id_;
+      point.task_id = task_id_;
+      if (point.timestamp == 0) point.timestamp = now;
+      batch.metrics.push_back(std::move(point));
+    }
+    store_.submit(std::move(batch), [run = run_id_, task = task_id_](std::error_code ec) {
+      if (ec) {
+        std::fprintf(stderr, "podflow: run %s task %s: metric points not recorded: %s\n",
+                     run.c_str(), task.c_str(), ec.message().c_str());
+      }
+    });
+  }
+
+  std::vector<MetricPoint> metrics() const override {
+    return store_.list_metrics(run_id_, task_id_);
+  }
+
+  const std::string& install_id() const override { return install_id_; }
+
+ private:
+  RunStore& store_;
+  std::shared_ptr<Clock> clock_;
+  std::string run_id_;
+  std::string task_id_;
+  int try_number_;
+  std::string install_id_;
+};
 
 enum class StopReason { none, timeout, cancel, store_failure };
 
@@ -543,6 +650,8 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
     ctx.try_number = try_number;
     ctx.args = std::move(args);
     ctx.log = slot.log;
+    ctx.recorder = std::make_shared<TryRecorder>(store_, clock_, run_.id, task_id, try_number,
+                                                 options_.install_id);
     ctx.scratch_dir = slot.scratch_dir;
     ctx.env = {{"PODFLOW_RUN_ID", run_.id},
                {"PODFLOW_TASK_ID", task_id},
@@ -985,6 +1094,9 @@ Executor::Executor(asio::any_io_executor io, RunStore& store, std::shared_ptr<Cl
                    ExecutorOptions options)
     : io_(std::move(io)), store_(store), clock_(std::move(clock)), options_(std::move(options)) {
   if (options_.owner.empty()) options_.owner = default_owner_id();
+  if (options_.install_id.empty() && !options_.home.empty()) {
+    options_.install_id = load_or_create_install_id(options_.home);
+  }
   if (!options_.masker) {
     options_.masker = std::make_shared<SecretMasker>(SecretMasker::from_environment());
   }

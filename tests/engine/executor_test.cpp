@@ -541,3 +541,71 @@ TEST_CASE("Executor.a dropped handle does not strand a waiting retry" * doctest:
 
 }  // namespace
 }  // namespace podflow::engine
+
+namespace podflow::engine {
+namespace {
+
+// Records a pod intent, then its id, then two metric points, the way runpod operators do.
+class RecordingOperator final : public Operator {
+ public:
+  std::string_view name() const override { return "test.record"; }
+  const OperatorSchema& schema() const override { return schema_; }
+  asio::awaitable<TaskOutcome> execute(TaskContext ctx) const override {
+    ResourceRecord pod;
+    pod.kind = "test.pod";
+    pod.name = "podflow-" + ctx.recorder->install_id() + "-" + ctx.run_id + "-" + ctx.task_id;
+    pod.state = "intent";
+    if (auto ec = co_await ctx.recorder->record_resource(pod)) {
+      co_return TaskOutcome::failure(ErrorKind::task_failed, ec.message());
+    }
+    // Committed before the "create call": a crash here leaves the intent to look up by name.
+    const auto recorded = ctx.recorder->resources(ctx.task_id);
+    if (recorded.size() != 1 || recorded[0].state != "intent") {
+      co_return TaskOutcome::failure(ErrorKind::task_failed, "intent not committed");
+    }
+    pod.external_id = "pod-1";
+    pod.state = "created";
+    co_await ctx.recorder->record_resource(pod);
+    MetricPoint a;
+    a.name = "loss";
+    a.step = 1;
+    a.value = 0.5;
+    MetricPoint b = a;
+    b.step = 2;
+    b.value = 0.25;
+    ctx.recorder->record_metrics({a, b});
+    co_return TaskOutcome::success(Json{{"pod_name", pod.name}});
+  }
+
+ private:
+  OperatorSchema schema_;
+};
+
+TEST_CASE("Executor.operators record resources durably and metrics in order" *
+          doctest::timeout(30)) {
+  Harness h;
+  auto wf = h.workflow({{"create"}});
+  wf->tasks[0].op = std::make_shared<RecordingOperator>();
+  auto run = h.start(wf);
+  REQUIRE(run->wait().state == RunState::success);
+  h.store->flush();
+  ResourceFilter filter;
+  filter.run_id = "run1";
+  const auto pods = h.store->list_resources(filter);
+  REQUIRE(pods.size() == 1);
+  CHECK(pods[0].task_id == "create");
+  CHECK(pods[0].try_number == 1);
+  CHECK(pods[0].external_id == "pod-1");
+  CHECK(pods[0].state == "created");
+  const std::string install_id = load_or_create_install_id(h.home);
+  CHECK(install_id.size() == 8);
+  CHECK(pods[0].name == "podflow-" + install_id + "-run1-create");
+  CHECK(load_or_create_install_id(h.home) == install_id);  // made once
+  const auto points = h.store->list_metrics("run1", "create");
+  REQUIRE(points.size() == 2);
+  CHECK(points[1].value == doctest::Approx(0.25));
+  CHECK(points[1].timestamp > 0);
+}
+
+}  // namespace
+}  // namespace podflow::engine

@@ -44,7 +44,12 @@ struct ExecutorOptions {
   Millis cancel_grace = std::chrono::seconds(30);
   std::function<double()> random01;            // jitter source; default: a seeded PRNG
   std::shared_ptr<const SecretMasker> masker;  // default: from the environment
+  std::string install_id;                      // default: load_or_create_install_id(home)
 };
+
+// The installation's id, kept in home/install-id: 8 lowercase letters and digits, made on first
+// use.
+std::string load_or_create_install_id(const std::filesystem::path& home);
 
 struct RunRequest {
   std::shared_ptr<const Workflow> workflow;

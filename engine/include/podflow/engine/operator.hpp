@@ -10,10 +10,12 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 #include "podflow/engine/error.hpp"
 #include "podflow/engine/json.hpp"
+#include "podflow/engine/store.hpp"
 #include "podflow/engine/workflow.hpp"
 
 namespace podflow::engine {
@@ -34,6 +36,22 @@ struct OperatorSchema {
   bool open_outputs = false;
 
   const ArgSpec* find_arg(std::string_view name) const;
+};
+
+// What an operator records about its task, durably, through the run store. Thread-safe.
+class TaskRecorder {
+ public:
+  virtual ~TaskRecorder() = default;
+  // Completes once the record is committed: write the intent before the side effect (a pod's name
+  // before the create call). Run, task and try are filled in when left empty; times are set.
+  virtual boost::asio::awaitable<std::error_code> record_resource(ResourceRecord resource) = 0;
+  // Resources recorded by `task_id` of this run, in every try (all tries of a rerun included).
+  virtual std::vector<ResourceRecord> resources(const std::string& task_id) const = 0;
+  // Queued and committed in order, without waiting (a log stream must not stall on the disk).
+  virtual void record_metrics(std::vector<MetricPoint> points) = 0;
+  virtual std::vector<MetricPoint> metrics() const = 0;  // this task's points so far
+  // A short random id of this installation, made once, that marks the pods it creates.
+  virtual const std::string& install_id() const = 0;
 };
 
 // Where an operator writes its task log. Thread-safe; text is masked for secrets before it is
@@ -58,6 +76,7 @@ struct TaskContext {
   // Operators that start a process group report its id, so that a resumed run can kill what a dead
   // engine left running. Thread-safe; may be empty.
   std::function<void(std::int64_t process_group)> on_process_started;
+  std::shared_ptr<TaskRecorder> recorder;  // set by the executor
 };
 
 struct TaskOutcome {
