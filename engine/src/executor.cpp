@@ -207,8 +207,8 @@ class TryRecorder final : public TaskRecorder {
     resource.updated_at = now;
     StoreBatch batch;
     batch.resources.push_back(std::move(resource));
-    // Waits for the commit on a timer that the commit handler expires. (A lambda with init-captures
-    // inside the co_await expression miscompiles with GCC 12: the batch was destroyed twice.)
+    // Waits for the commit on a timer that the commit handler expires. (An async_initiate form of
+    // this wait destroyed the batch twice when built with GCC 12.)
     auto executor = co_await asio::this_coro::executor;
     auto wake =
         std::make_shared<asio::steady_timer>(executor, asio::steady_timer::time_point::max());
