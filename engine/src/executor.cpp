@@ -190,8 +190,9 @@ std::string compact_utc(EpochMillis t) {
 class TryRecorder final : public TaskRecorder {
  public:
   TryRecorder(RunStore& store, std::shared_ptr<Clock> clock, std::string run_id,
-              std::string task_id, int try_number, std::string install_id)
-      : store_(store),
+              std::string task_id, int try_number, std::string install_id, std::string owner)
+      : owner_(std::move(owner)),
+        store_(store),
         clock_(std::move(clock)),
         run_id_(std::move(run_id)),
         task_id_(std::move(task_id)),
@@ -207,6 +208,7 @@ class TryRecorder final : public TaskRecorder {
     resource.updated_at = now;
     StoreBatch batch;
     batch.resources.push_back(std::move(resource));
+    fence(batch);
     // Waits for the commit on a timer that the commit handler expires. (An async_initiate form of
     // this wait destroyed the batch twice when built with GCC 12.)
     auto executor = co_await asio::this_coro::executor;
@@ -242,6 +244,7 @@ class TryRecorder final : public TaskRecorder {
       if (point.timestamp == 0) point.timestamp = now;
       batch.metrics.push_back(std::move(point));
     }
+    fence(batch);
     store_.submit(std::move(batch), [run = run_id_, task = task_id_](std::error_code ec) {
       if (ec) {
         std::fprintf(stderr, "podflow: run %s task %s: metric points not recorded: %s\n",
@@ -257,6 +260,13 @@ class TryRecorder final : public TaskRecorder {
   const std::string& install_id() const override { return install_id_; }
 
  private:
+  // An operator of a process that lost the run must not record (or then create) anything.
+  void fence(StoreBatch& batch) const {
+    batch.fence_run = run_id_;
+    batch.fence_owner = owner_;
+  }
+
+  std::string owner_;
   RunStore& store_;
   std::shared_ptr<Clock> clock_;
   std::string run_id_;
@@ -651,7 +661,7 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
     ctx.args = std::move(args);
     ctx.log = slot.log;
     ctx.recorder = std::make_shared<TryRecorder>(store_, clock_, run_.id, task_id, try_number,
-                                                 options_.install_id);
+                                                 options_.install_id, options_.owner);
     ctx.scratch_dir = slot.scratch_dir;
     ctx.env = {{"PODFLOW_RUN_ID", run_.id},
                {"PODFLOW_TASK_ID", task_id},
@@ -975,6 +985,8 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
     if (batch_.empty() && launch_after_commit_.empty() && !finish_after_commit_) return;
     StoreBatch batch = std::move(batch_);
     batch_ = StoreBatch{};
+    batch.fence_run = run_.id;
+    batch.fence_owner = options_.owner;
     auto launches = std::move(launch_after_commit_);
     launch_after_commit_.clear();
     const bool finish = finish_after_commit_;
@@ -992,7 +1004,10 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
       store_failed_ = true;
       std::fprintf(stderr, "podflow: run %s: could not record state (%s); stopping the run\n",
                    run_.id.c_str(), ec.message().c_str());
-      reason_ = "the run store failed: " + ec.message();
+      reason_ = ec == make_error_code(StoreErrc::lease_lost)
+                    ? "another process took this run over (its lease had expired); this one "
+                      "stopped driving it"
+                    : "the run store failed: " + ec.message();
       stop_run(StopReason::store_failure);
     }
     if (!store_failed_) {

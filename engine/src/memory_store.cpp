@@ -142,6 +142,12 @@ class MemoryStore final : public RunStore, private detail::StoreBackend {
   // The foreign keys of the SQLite schema, reported with SQLite's code so callers cannot tell the
   // stores apart: a task needs its run, a try needs its task (written before or in the same batch).
   std::error_code check_foreign_keys(const StoreBatch& batch) const {
+    if (!batch.fence_owner.empty()) {
+      const auto run = runs_.find(batch.fence_run);
+      if (run != runs_.end() && run->second.owner != batch.fence_owner) {
+        return make_error_code(StoreErrc::lease_lost);
+      }
+    }
     std::set<std::string> batch_runs;
     for (const auto& run : batch.runs) batch_runs.insert(run.id);
     std::set<TaskKey> batch_tasks;

@@ -1,9 +1,12 @@
-// SQLite result codes as std::error_code, mapped to portable conditions where one fits.
+// SQLite result codes as std::error_code, mapped to portable conditions where one fits, and the
+// store's own errors (a lost lease).
 #include "sqlite_error.hpp"
 
 #include <sqlite3.h>
 
 #include <string>
+
+#include "podflow/engine/store.hpp"
 
 namespace podflow::engine::detail {
 namespace {
@@ -63,3 +66,25 @@ const std::error_category& sqlite_category() {
 std::error_code make_sqlite_error(int result_code) { return {result_code, sqlite_category()}; }
 
 }  // namespace podflow::engine::detail
+
+namespace podflow::engine {
+
+const std::error_category& store_category() {
+  class Category final : public std::error_category {
+   public:
+    const char* name() const noexcept override { return "podflow.store"; }
+    std::string message(int code) const override {
+      return code == static_cast<int>(StoreErrc::lease_lost)
+                 ? "the run is owned by another process now (its lease was taken over)"
+                 : "unknown store error";
+    }
+  };
+  static const Category category;
+  return category;
+}
+
+std::error_code make_error_code(StoreErrc code) {
+  return {static_cast<int>(code), store_category()};
+}
+
+}  // namespace podflow::engine

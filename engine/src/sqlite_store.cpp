@@ -129,6 +129,7 @@ enum class Sql : std::size_t {
   upsert_metric,
   select_resources,
   select_metrics,
+  select_owner,
   select_run,
   select_runs,
   select_runs_of_workflow,
@@ -196,6 +197,7 @@ constexpr std::array<const char*, static_cast<std::size_t>(Sql::count)> kSql{
     " AND (?3 = '' OR task_id = ?3) ORDER BY created_at, name",
     "SELECT " PODFLOW_METRIC_COLUMNS
     " FROM metrics WHERE run_id = ?1 AND task_id = ?2 ORDER BY name, step",
+    "SELECT owner FROM runs WHERE id = ?1",
     "SELECT " PODFLOW_RUN_COLUMNS " FROM runs WHERE id = ?1",
     "SELECT " PODFLOW_RUN_COLUMNS " FROM runs ORDER BY created_at DESC, id DESC LIMIT ?1",
     "SELECT " PODFLOW_RUN_COLUMNS
@@ -493,8 +495,18 @@ int upsert(Connection& connection, const LeaseUpdate& lease) {
   return update.step();
 }
 
+// Not an SQLite code: the batch's fence did not hold.
+constexpr int kLeaseLost = -1;
+
 // SQLITE_DONE when every record of the batch was written, else the first error.
 int apply(Connection& connection, const StoreBatch& batch) {
+  if (!batch.fence_owner.empty()) {
+    Execution select(connection, Sql::select_owner);
+    select.bind(1, batch.fence_run);
+    const int rc = select.step();
+    if (rc == SQLITE_ROW && select.text(0) != batch.fence_owner) return kLeaseLost;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return rc;
+  }
   auto write_all = [&](const auto& records) {
     for (const auto& record : records) {
       if (const int rc = upsert(connection, record); rc != SQLITE_DONE) return rc;
@@ -541,7 +553,8 @@ class SqliteWriter final : public detail::StoreBackend {
         fail_all(rc);
         return;
       }
-      results[i] = make_sqlite_error(rc);
+      results[i] =
+          rc == kLeaseLost ? make_error_code(StoreErrc::lease_lost) : make_sqlite_error(rc);
       if (run_simple(connection_, Sql::rollback_to) != SQLITE_DONE ||
           run_simple(connection_, Sql::release) != SQLITE_DONE) {
         abandon();

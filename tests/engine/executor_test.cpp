@@ -468,6 +468,7 @@ TEST_CASE("Executor.resume keeps finished tasks and retries the interrupted try"
   batch.tasks = {a, b, c};
   h.store->submit(batch, [](std::error_code) {});
   h.store->flush();
+  REQUIRE(h.store->acquire_lease("run1", "new-owner", 0, 1, RunStore::Takeover::force));
 
   ExecutorOptions options;
   options.home = h.home;
@@ -605,6 +606,33 @@ TEST_CASE("Executor.operators record resources durably and metrics in order" *
   REQUIRE(points.size() == 2);
   CHECK(points[1].value == doctest::Approx(0.25));
   CHECK(points[1].timestamp > 0);
+}
+
+}  // namespace
+}  // namespace podflow::engine
+
+namespace podflow::engine {
+namespace {
+
+TEST_CASE("Executor.a run taken over by another process stops writing" * doctest::timeout(30)) {
+  Harness h;
+  auto run = h.start(h.workflow(
+      {{"t", {}, Json{{"fail_times", 1}}, TriggerRule::all_success, 1}, {"after", {"t"}}}));
+  REQUIRE(h.recorder->wait_for("t", TaskState::up_for_retry));
+  h.store->flush();
+  // Another process adopts the run while this one waits for the retry (as if it had been paused).
+  REQUIRE(h.store->acquire_lease("run1", "intruder", 0, 1, RunStore::Takeover::force));
+  h.clock->advance(10s);
+  const auto final_record = run->wait();
+  CHECK(final_record.state == RunState::failed);
+  CHECK(final_record.reason.find("another process took this run over") == 0);
+  h.store->flush();
+  const auto stored = h.store->get_run("run1");
+  REQUIRE(stored);
+  CHECK(stored->owner == "intruder");  // nothing of the old owner landed after the takeover
+  CHECK(stored->state == RunState::running);
+  CHECK(h.task("t").state == TaskState::up_for_retry);
+  CHECK(h.starts->snapshot() == std::vector<std::string>{"t#1"});
 }
 
 }  // namespace

@@ -541,6 +541,30 @@ TEST_CASE_TEMPLATE("Store.metric_points_need_their_task_and_replace_by_step" * d
   CHECK(store->list_metrics("run1", "other").empty());
 }
 
+TEST_CASE_TEMPLATE("Store.fenced_batches_apply_only_for_the_owner" * doctest::timeout(10), Factory,
+                   SqliteFactory, MemoryFactory) {
+  Factory factory;
+  auto store = factory.open();
+  auto run = make_run("run1");
+  run.owner = "a";
+  auto first = batch_of({run}, {make_task("run1", "t")});
+  first.fence_run = "run1";
+  first.fence_owner = "a";  // the run does not exist yet: the fence lets its creation through
+  REQUIRE_FALSE(commit(*store, first));
+  REQUIRE(store->acquire_lease("run1", "b", 0, 1, RunStore::Takeover::force));
+
+  auto task = make_task("run1", "t");
+  task.state = TaskState::success;
+  auto stale = batch_of({}, {task});
+  stale.fence_run = "run1";
+  stale.fence_owner = "a";
+  CHECK(commit(*store, stale) == make_error_code(StoreErrc::lease_lost));
+  CHECK(store->get_tasks("run1")[0].state == TaskState::none);
+  stale.fence_owner = "b";
+  CHECK_FALSE(commit(*store, stale));
+  CHECK(store->get_tasks("run1")[0].state == TaskState::success);
+}
+
 TEST_CASE("SqliteStore.survives_reopening" * doctest::timeout(10)) {
   SqliteFactory factory;
   const auto run = full_run();

@@ -110,11 +110,20 @@ struct StoreBatch {
   std::vector<LeaseUpdate> leases;
   std::vector<ResourceRecord> resources;  // upserts by (kind, name)
   std::vector<MetricPoint> metrics;       // upserts by (run, task, name, step); need their task
+  // Fencing: when set, the batch applies only while `fence_run` is owned by `fence_owner` (or does
+  // not exist yet); otherwise it fails with StoreErrc::lease_lost and changes nothing. A process
+  // that was paused past its lease can then never overwrite the run another process took over.
+  std::string fence_run;
+  std::string fence_owner;
   bool empty() const {
     return runs.empty() && tasks.empty() && tries.empty() && leases.empty() && resources.empty() &&
            metrics.empty();
   }
 };
+
+enum class StoreErrc { lease_lost = 1 };
+const std::error_category& store_category();
+std::error_code make_error_code(StoreErrc code);
 
 struct RunFilter {
   std::string workflow;  // empty: all
