@@ -2,6 +2,7 @@
 #include "podflow/operators/runpod_sim.hpp"
 
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -9,6 +10,8 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <string>
 
@@ -446,4 +449,35 @@ TEST_CASE("RunPodSim.actions_follow_the_status_rules" * doctest::timeout(30)) {
   CHECK(s.call("POST", action, R"({"action":"terminate"})").status == 204);
   CHECK(s.call("GET", "/v2/pods/" + id).status == 404);
   CHECK(s.sim.state()["pods"][0]["status"] == "TERMINATED");
+}
+
+TEST_CASE("RunPodSim.script_files_load_from_yaml_and_mistakes_are_named" * doctest::timeout(30)) {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("podflow-sim-test-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto good = dir / "good.yaml";
+  std::ofstream(good) << "time_scale: 20\n"
+                         "gpu_types:\n"
+                         "  - id: NVIDIA RTX A4000\n"
+                         "    price: {secure: 0.25, community: 0.17}\n"
+                         "    capacity: false\n"
+                         "pod:\n"
+                         "  on_exit: restart\n"
+                         "  lines: [\"podflow.done status=ok exit=0\"]\n";
+  const auto loaded = podflow::runpod_sim::load_script_file(good);
+  REQUIRE(loaded.error.empty());
+  CHECK(loaded.script["time_scale"] == 20);
+  CHECK(loaded.script["gpu_types"][0]["capacity"] == false);
+  Sim s(loaded.script);
+  CHECK(s.call("POST", "/v2/pods", create_body("p", "NVIDIA RTX A4000").dump()).json()["detail"] ==
+        kCapacity);
+
+  const auto bad = dir / "bad.yaml";
+  std::ofstream(bad) << "pod:\n  on_exit: explode\n";
+  CHECK(podflow::runpod_sim::load_script_file(bad).error ==
+        bad.string() + ": script.pod.on_exit: must be stop_pod, restart or keep_running");
+  std::ofstream(bad) << "pods: {}\n";
+  CHECK(podflow::runpod_sim::load_script_file(bad).error ==
+        bad.string() + ": script: unknown key 'pods'");
+  std::filesystem::remove_all(dir);
 }
