@@ -481,3 +481,53 @@ TEST_CASE("RunPodSim.script_files_load_from_yaml_and_mistakes_are_named" * docte
         bad.string() + ": script: unknown key 'pods'");
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("RunPodSim.graphql_inline_documents_like_runpod_python_send" * doctest::timeout(30)) {
+  Sim s(fast_script({{"on_exit", "keep_running"}}));
+  const auto created = s.graphql(R"(mutation {
+    podFindAndDeployOnDemand(
+      input: {
+        name: "gql-pod", imageName: "runpod/pytorch", cloudType: ALL, startSsh: true,
+        gpuTypeId: "NVIDIA RTX A4000", supportPublicIp: true, gpuCount: 1, volumeInGb: 0,
+        minVcpuCount: 1, minMemoryInGb: 1, dataCenterId: null, dockerArgs: "",
+        containerDiskInGb: 10, ports: "8888/http,22/tcp", volumeMountPath: "/runpod-volume",
+        env: [{ key: "K", value: "V" }]
+      }
+    ) {
+      id
+      imageName
+      env
+      machineId
+      gpu: machine { podHostId }
+    }
+  })");
+  REQUIRE(created.status == 200);
+  const auto pod = created.json()["data"]["podFindAndDeployOnDemand"];
+  CHECK(pod["imageName"] == "runpod/pytorch");
+  CHECK(pod["env"] == Json{"K=V"});
+  CHECK(!pod["machineId"].get<std::string>().empty());
+  CHECK(pod["gpu"].contains("podHostId"));  // aliases name the response key
+  const auto id = pod["id"].get<std::string>();
+  const auto rest = s.call("GET", "/v2/pods/" + id).json();
+  CHECK(rest["ports"] == Json{"8888/http", "22/tcp"});
+  CHECK(rest["cloud"] == "SECURE");  // ALL picks SECURE first
+
+  const auto stopped = s.graphql(R"(mutation stopPod($podId: String!) {
+      podStop(input: {podId: $podId}) { id desiredStatus lastStatusChange } })",
+                                 {{"podId", id}});
+  CHECK(stopped.json()["data"]["podStop"]["desiredStatus"] == "EXITED");
+  const auto resumed = s.graphql(R"(mutation podResume($podId: String!) {
+      podResume(input: {podId: $podId}) { id costPerHr desiredStatus } })",
+                                 {{"podId", id}});
+  CHECK(resumed.json()["data"]["podResume"]["desiredStatus"] == "RUNNING");
+  CHECK(resumed.json()["data"]["podResume"]["costPerHr"] == doctest::Approx(0.25));
+  const auto mine = s.graphql("query myPods { myself { pods { id podType } } }").json();
+  CHECK(mine["data"]["myself"]["pods"] == Json{{{"id", id}, {"podType", "RESERVED"}}});
+}
+
+TEST_CASE("RunPodSim.slow_answers_are_delayed_by_the_script" * doctest::timeout(30)) {
+  Sim s(Json{{"faults", {{{"route", "GET /v2/pods"}, {"delay_ms", 300}, {"times", 1}}}}});
+  const auto begin = std::chrono::steady_clock::now();
+  CHECK(s.call("GET", "/v2/pods").status == 200);
+  CHECK(std::chrono::steady_clock::now() - begin >= std::chrono::milliseconds(300));
+}
