@@ -10,6 +10,8 @@
 namespace podflow::runpod_sim {
 namespace {
 
+constexpr std::size_t kMaxRecordedRequests = 10000;
+
 constexpr const char* kCapacityText =
     "There are no longer any instances available with the requested specifications. Please "
     "refresh and try again.";
@@ -485,6 +487,11 @@ Outcome Core::handle(const IncomingRequest& request) {
   } else if (std::regex_match(path, match, gpu_path)) {
     route = request.method + " /v2/catalog/gpus/{id}";
   }
+  // Bounded so a long-running `podflow runpod-sim` does not grow without limit.
+  if (requests_.size() >= kMaxRecordedRequests) {
+    requests_.erase(requests_.begin());
+    ++requests_dropped_;
+  }
   requests_.push_back(Json{{"method", request.method},
                            {"path", redact_target(request.target)},
                            {"route", route},
@@ -795,18 +802,17 @@ LogBatch Core::next_log_events(LogStreamRequest& request) {
   return batch;
 }
 
-Json Core::state() const {
+Json Core::state() {
   Lock lock(mutex_);
   return state_locked();
 }
 
-Json Core::state_locked() const {
+Json Core::state_locked() {
   const double t = now();
   Json pods = Json::array();
-  for (const auto& const_pod : pods_) {
+  for (auto& pod : pods_) {
     // Reporting advances the lifecycle, so "no pod left running" reflects the current time.
-    auto& pod = const_cast<Pod&>(const_pod);
-    if (!pod.terminated_at) const_cast<Core*>(this)->advance(pod, t);
+    if (!pod.terminated_at) advance(pod, t);
     pods.push_back(Json{
         {"id", pod.id},
         {"name", pod.name},
@@ -831,7 +837,8 @@ Json Core::state_locked() const {
               {"now", iso(t)},
               {"pods", pods},
               {"request_counts", counts},
-              {"requests", requests_}};
+              {"requests", requests_},
+              {"requests_dropped", requests_dropped_}};
 }
 
 }  // namespace podflow::runpod_sim

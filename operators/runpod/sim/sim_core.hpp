@@ -54,10 +54,10 @@ class Core {
   void configure(Script script);
   Outcome handle(const IncomingRequest& request);
   LogBatch next_log_events(LogStreamRequest& request);
-  Json state() const;
+  Json state();  // advances every pod to now before reporting
 
  private:
-  Json state_locked() const;
+  Json state_locked();
   using Lock = std::lock_guard<std::mutex>;
   struct FaultCounter {
     std::int64_t matched = 0;
@@ -104,6 +104,7 @@ class Core {
   std::map<std::string, std::int64_t> route_counts_;
   Json requests_ = Json::array();
   std::int64_t request_count_ = 0;
+  std::int64_t requests_dropped_ = 0;
   std::vector<FaultCounter> fault_counters_;
   std::mt19937_64 random_{std::random_device{}()};
 };
