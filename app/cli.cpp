@@ -20,6 +20,7 @@
 #include <sstream>
 #include <thread>
 
+#include "app/runpod_sim_command.hpp"
 #include "podflow/engine/cron.hpp"
 #include "podflow/engine/executor.hpp"
 #include "podflow/engine/loader.hpp"
@@ -644,6 +645,7 @@ int run_cli(int argc, char** argv) {
   runs_logs->add_option("task", logs_task, "Task id")->required();
   runs_logs->add_option("--try", logs_try, "Only this try");
   runs_logs->callback([&] { exit_code = cmd_runs_logs(logs_run, logs_task, logs_try); });
+  add_runpod_sim_command(app, exit_code);
 
   try {
     app.parse(argc, argv);
