@@ -34,6 +34,17 @@ std::string segment(std::string_view id) {
   return boost::urls::encode(id, boost::urls::unreserved_chars);
 }
 
+// A server that echoes the request (a proxy's error page, a debugging endpoint) could put the key
+// into a message: cut it out of everything RunPod said before it can reach a log.
+RunPodError redacted(RunPodError error, const std::string& api_key) {
+  if (api_key.empty()) return error;
+  for (auto at = error.message.find(api_key); at != std::string::npos;
+       at = error.message.find(api_key, at)) {
+    error.message.replace(at, api_key.size(), "[redacted]");
+  }
+  return error;
+}
+
 std::string strip_trailing_slash(std::string url) {
   while (!url.empty() && url.back() == '/') url.pop_back();
   return url;
@@ -101,7 +112,7 @@ struct Call {
     }
     auto& response = std::get<net::Response>(result);
     if (response.status < 200 || response.status >= 300) {
-      co_return detail::rest_error(name, response);
+      co_return redacted(detail::rest_error(name, response), config.api_key);
     }
     if (response.body.empty()) co_return Json(nullptr);
     Json json = Json::parse(response.body, nullptr, /*allow_exceptions=*/false);
@@ -122,7 +133,9 @@ struct Call {
     }
     auto& response = std::get<net::Response>(result);
     const Json json = Json::parse(response.body, nullptr, /*allow_exceptions=*/false);
-    if (auto error = detail::graphql_error(name, response, json)) co_return *error;
+    if (auto error = detail::graphql_error(name, response, json)) {
+      co_return redacted(*error, config.api_key);
+    }
     auto data = json.find("data");
     if (data == json.end() || !data->is_object()) {
       co_return RunPodError{ErrorKind::server, 200,
@@ -353,7 +366,7 @@ asio::awaitable<Result<LogStreamEnd>> Client::stream_logs(
   }
   auto& response = std::get<net::Response>(result);
   if (response.status < 200 || response.status >= 300) {
-    co_return detail::rest_error(call.name, response);
+    co_return redacted(detail::rest_error(call.name, response), config_.api_key);
   }
   co_return end;
 }

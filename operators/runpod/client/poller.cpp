@@ -35,6 +35,7 @@ struct PodPoller::State {
   std::map<std::uint64_t, Subscriber> subscribers;
   std::uint64_t next_id = 1;
   bool running = false;
+  std::chrono::milliseconds sleeping_for{0};  // the loop's current pause between ticks
   bool stopped = false;
   std::size_t list_calls = 0;
 };
@@ -75,9 +76,13 @@ asio::awaitable<void> poll(std::shared_ptr<PodPoller::State> state) {
         auto answer = answers.find(pod_id);
         if (answer == answers.end()) {
           // The list failed or does not have the pod (a new pod can lag behind): ask for it alone.
-          Result<Pod> single = ok(listed) ? co_await state->client->get_pod(pod_id)
-                                          : Result<Pod>(std::get<RunPodError>(listed));
-          answer = answers.emplace(pod_id, std::move(single)).first;
+          // (No co_await inside ?: : GCC 12 miscompiles it.)
+          if (ok(listed)) {
+            auto single = co_await state->client->get_pod(pod_id);
+            answer = answers.emplace(pod_id, std::move(single)).first;
+          } else {
+            answer = answers.emplace(pod_id, std::get<RunPodError>(listed)).first;
+          }
         }
         PodPoller::Callback callback;
         {
@@ -89,7 +94,12 @@ asio::awaitable<void> poll(std::shared_ptr<PodPoller::State> state) {
         callback(answer->second);
       }
     }
-    state->timer.expires_after(std::max(sleep, std::chrono::milliseconds(1)));
+    sleep = std::max(sleep, std::chrono::milliseconds(1));
+    {
+      std::lock_guard lock(state->mutex);
+      state->sleeping_for = sleep;
+    }
+    state->timer.expires_after(sleep);
     auto [error] = co_await state->timer.async_wait(asio::as_tuple(asio::use_awaitable));
     (void)error;  // cancelled: a new subscriber needs an earlier tick, or the poller stops
   }
@@ -154,6 +164,7 @@ PodPoller::Subscription PodPoller::subscribe(std::string pod_id, std::chrono::mi
                                              Callback callback) {
   std::uint64_t id = 0;
   bool spawn = false;
+  bool wake = false;
   {
     std::lock_guard lock(state_->mutex);
     id = state_->next_id++;
@@ -161,11 +172,13 @@ PodPoller::Subscription PodPoller::subscribe(std::string pod_id, std::chrono::mi
         id, State::Subscriber{std::move(pod_id), interval, std::move(callback), Clock::now()});
     spawn = !state_->running;
     state_->running = true;
+    // A subscriber polling faster than the current pause wakes the loop; others get their first
+    // answer at the next tick, so a burst of subscribers costs no extra list calls.
+    wake = !spawn && interval < state_->sleeping_for;
   }
   if (spawn) {
     start(state_);
-  } else {
-    // Wake the sleeping loop so the new subscriber's first answer does not wait a whole interval.
+  } else if (wake) {
     asio::post(state_->strand, [state = state_] { state->timer.cancel(); });
   }
   return Subscription(weak_from_this(), id);
