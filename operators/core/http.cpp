@@ -44,13 +44,6 @@ struct HttpArgs {
   std::chrono::milliseconds timeout{30000};
 };
 
-std::string lower(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
 std::string upper(std::string_view text) {
   std::string out(text);
   std::transform(out.begin(), out.end(), out.begin(),
@@ -82,7 +75,7 @@ std::variant<HttpArgs, engine::TaskError> read_args(const Json& args) {
   auto parsed = urls::parse_uri(url_text);
   if (!parsed) return bad("'url' " + url_text + " is not a valid URL");
   out.url = *parsed;
-  const auto scheme = lower(out.url.scheme());
+  const auto scheme = net::ascii_lower(out.url.scheme());
   if (scheme != "http" && scheme != "https") {
     return bad("'url' " + url->get<std::string>() + " must start with http:// or https://");
   }
@@ -187,7 +180,7 @@ std::string snippet(std::string_view body) {
 }
 
 bool is_json_content_type(std::string_view content_type) {
-  const auto type = lower(content_type.substr(0, content_type.find(';')));
+  const auto type = net::ascii_lower(content_type.substr(0, content_type.find(';')));
   return type.find("/json") != std::string::npos || type.find("+json") != std::string::npos;
 }
 

@@ -38,13 +38,6 @@ using Clock = std::chrono::steady_clock;
 
 constexpr std::string_view kUserAgent = "podflow/0.1";
 
-std::string lower(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
 bool is_default_port(std::string_view scheme, std::uint16_t port) {
   return (scheme == "http" && port == 80) || (scheme == "https" && port == 443);
 }
@@ -77,7 +70,7 @@ Response to_response(http::response_header<>& head) {
   out.status = head.result_int();
   out.reason = std::string(head.reason());
   for (const auto& field : head) {
-    out.headers.emplace_back(lower(field.name_string()), std::string(field.value()));
+    out.headers.emplace_back(ascii_lower(field.name_string()), std::string(field.value()));
   }
   return out;
 }
@@ -215,7 +208,7 @@ asio::awaitable<void> watch(asio::steady_timer& deadline) {
 }
 
 std::variant<std::optional<ssl::context>, Failure> make_tls(const urls::url& url) {
-  if (lower(url.scheme()) != "https") return std::optional<ssl::context>{};
+  if (ascii_lower(url.scheme()) != "https") return std::optional<ssl::context>{};
   std::optional<ssl::context> tls(std::in_place, ssl::context::tls_client);
   beast::error_code ec;
   const std::string stage = "loading the CA certificates";
@@ -243,7 +236,7 @@ asio::awaitable<Result> run(Request request, ChunkSink* sink,
   auto parsed = urls::parse_uri(request.url);
   if (!parsed) co_return Failure{FailureKind::bad_url, "reading the URL", "not a valid URL"};
   const urls::url url = *parsed;
-  const auto scheme = lower(url.scheme());
+  const auto scheme = ascii_lower(url.scheme());
   if (scheme != "http" && scheme != "https") {
     co_return Failure{FailureKind::bad_url, "reading the URL",
                       "must start with http:// or https://"};
@@ -292,6 +285,13 @@ asio::awaitable<Result> run(Request request, ChunkSink* sink,
 }
 
 }  // namespace
+
+std::string ascii_lower(std::string_view text) {
+  std::string out(text);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
 
 std::optional<std::string> Response::header(std::string_view lower_name) const {
   for (const auto& [name, value] : headers) {

@@ -78,4 +78,7 @@ using ChunkSink = std::function<bool(std::string_view chunk)>;
 boost::asio::awaitable<Result> fetch_stream(Request request, ChunkSink sink,
                                             std::chrono::milliseconds read_timeout);
 
+// ASCII lower case, for header names, schemes and media types.
+std::string ascii_lower(std::string_view text);
+
 }  // namespace podflow::net

@@ -46,15 +46,17 @@ asio::awaitable<void> poll(std::shared_ptr<PodPoller::State> state) {
   for (;;) {
     std::vector<std::pair<std::uint64_t, std::string>> due;
     auto sleep = std::chrono::milliseconds::max();
-    const auto tick = Clock::now();
     {
       std::lock_guard lock(state->mutex);
+      const auto tick = Clock::now();  // under the lock: no subscriber joins between the two
       if (state->subscribers.empty() || state->stopped) {
         state->running = false;
         co_return;
       }
       for (auto& [id, subscriber] : state->subscribers) {
-        if (subscriber.next_due <= tick) {
+        // A subscriber due within a quarter of its interval rides on this tick's list call, so
+        // subscribers that joined at different moments fall onto one schedule.
+        if (subscriber.next_due <= tick + subscriber.interval / 4) {
           due.emplace_back(id, subscriber.pod_id);
           subscriber.next_due = tick + subscriber.interval;
         }

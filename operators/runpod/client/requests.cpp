@@ -13,15 +13,8 @@ constexpr std::size_t kTextLimit = 300;  // characters of an unparsed body quote
 // RunPod's capacity text (REST 400 detail and GraphQL error message alike).
 constexpr std::string_view kCapacityText = "no longer any instances available";
 
-std::string lower(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
 bool contains(std::string_view haystack, std::string_view needle) {
-  return lower(haystack).find(needle) != std::string::npos;
+  return net::ascii_lower(haystack).find(needle) != std::string::npos;
 }
 
 std::string string_at(const Json& json, const char* key) {
