@@ -1,44 +1,31 @@
 // http operator: makes one HTTP or HTTPS request with Boost.Beast and maps the outcome to error
 // kinds.
 //
-// - One deadline (`timeout`) covers resolve, connect, TLS handshake, write and read. Asio cannot
-//   interrupt getaddrinfo, so a hanging name server delays the timeout until it gives up.
-// - HTTPS verifies the peer against the system CA paths, or against the file named by the
-//   environment variable PODFLOW_CA_FILE when it is set (it replaces the system CAs).
+// - The exchange itself (one deadline over every step, TLS verification, PODFLOW_CA_FILE) is
+//   podflow::net::fetch; this file reads the arguments and turns the answer into outputs.
 // - Redirects are not followed: a 3xx is returned as is and fails unless expect_status lists it.
 // - Credentials in the URL (user:pass@host) are refused: put them in an Authorization header, whose
 //   value is never logged.
 #include <algorithm>
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
+#include <boost/beast/http/verb.hpp>
 #include <boost/url/parse.hpp>
 #include <boost/url/url.hpp>
 #include <cctype>
-#include <cstdlib>
 
 #include "operators/core/core_operators.hpp"
+#include "operators/net/http_client.hpp"
 #include "podflow/engine/duration.hpp"
 
 namespace podflow::operators {
 namespace {
 
 namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-namespace ssl = asio::ssl;
+namespace http = boost::beast::http;
 namespace urls = boost::urls;
-using tcp = asio::ip::tcp;
-using asio::experimental::awaitable_operators::operator||;
 using engine::ErrorKind;
 using engine::TaskOutcome;
 using Clock = std::chrono::steady_clock;
@@ -56,13 +43,6 @@ struct HttpArgs {
   std::vector<unsigned> expect_status;  // empty: any 2xx
   std::chrono::milliseconds timeout{30000};
 };
-
-std::string lower(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
 
 std::string upper(std::string_view text) {
   std::string out(text);
@@ -95,7 +75,7 @@ std::variant<HttpArgs, engine::TaskError> read_args(const Json& args) {
   auto parsed = urls::parse_uri(url_text);
   if (!parsed) return bad("'url' " + url_text + " is not a valid URL");
   out.url = *parsed;
-  const auto scheme = lower(out.url.scheme());
+  const auto scheme = net::ascii_lower(out.url.scheme());
   if (scheme != "http" && scheme != "https") {
     return bad("'url' " + url->get<std::string>() + " must start with http:// or https://");
   }
@@ -166,107 +146,6 @@ std::variant<HttpArgs, engine::TaskError> read_args(const Json& args) {
 // The URL as it may appear in logs and messages.
 std::string display_url(const urls::url& url) { return std::string(url.buffer()); }
 
-bool is_default_port(std::string_view scheme, std::uint16_t port) {
-  return (scheme == "http" && port == 80) || (scheme == "https" && port == 443);
-}
-
-// What the request got to, so a failure or a timeout can say where it stopped.
-struct Progress {
-  std::string stage = "resolving the host";
-};
-
-struct Exchange {
-  beast::error_code error;  // set when no response was read
-  http::response<http::string_body> response;
-};
-
-template <typename Stream>
-asio::awaitable<Exchange> write_and_read(Stream& stream, http::request<http::string_body>& request,
-                                         std::size_t body_limit, Progress& progress) {
-  Exchange out;
-  progress.stage = "sending the request";
-  auto [write_error, written] =
-      co_await http::async_write(stream, request, asio::as_tuple(asio::use_awaitable));
-  (void)written;
-  if (write_error) {
-    out.error = write_error;
-    co_return out;
-  }
-  progress.stage = "reading the response";
-  beast::flat_buffer buffer;
-  http::response_parser<http::string_body> parser;
-  parser.body_limit(body_limit);
-  auto [read_error, read] =
-      co_await http::async_read(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
-  (void)read;
-  if (read_error) {
-    out.error = read_error;
-    co_return out;
-  }
-  out.response = parser.release();
-  co_return out;
-}
-
-// Resolve, connect, (TLS handshake,) write, read. Cancellation (the deadline or the run) aborts the
-// pending step; the socket closes when the stream goes out of scope.
-asio::awaitable<Exchange> perform(const HttpArgs& args, http::request<http::string_body>& request,
-                                  ssl::context* tls, std::size_t body_limit, Progress& progress) {
-  co_await asio::this_coro::throw_if_cancelled(false);
-  auto ex = co_await asio::this_coro::executor;
-  const std::string host = args.url.host_address();
-  const std::string port =
-      args.url.has_port() ? std::string(args.url.port()) : std::string(tls ? "443" : "80");
-  Exchange out;
-
-  progress.stage = "resolving " + host;
-  tcp::resolver resolver(ex);
-  auto [resolve_error, endpoints] =
-      co_await resolver.async_resolve(host, port, asio::as_tuple(asio::use_awaitable));
-  if (resolve_error) {
-    out.error = resolve_error;
-    co_return out;
-  }
-
-  progress.stage = "connecting to " + host + ":" + port;
-  beast::tcp_stream tcp_stream(ex);
-  auto [connect_error, endpoint] =
-      co_await tcp_stream.async_connect(endpoints, asio::as_tuple(asio::use_awaitable));
-  (void)endpoint;
-  if (connect_error) {
-    out.error = connect_error;
-    co_return out;
-  }
-  if (!tls) co_return co_await write_and_read(tcp_stream, request, body_limit, progress);
-
-  progress.stage = "doing the TLS handshake with " + host;
-  beast::ssl_stream<beast::tcp_stream> stream(std::move(tcp_stream), *tls);
-  beast::error_code ignored;
-  if (args.url.host_type() == urls::host_type::name) {
-    // SNI: servers hosting several names pick the certificate by it (not sent for IP addresses).
-    // SSL_set_tlsext_host_name spelled out: the macro uses a C cast.
-    if (SSL_ctrl(stream.native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
-                 const_cast<char*>(host.c_str())) != 1) {
-      out.error =
-          beast::error_code(static_cast<int>(::ERR_get_error()), asio::error::get_ssl_category());
-      co_return out;
-    }
-  }
-  stream.set_verify_callback(ssl::host_name_verification(host), ignored);
-  auto [handshake_error] = co_await stream.async_handshake(ssl::stream_base::client,
-                                                           asio::as_tuple(asio::use_awaitable));
-  if (handshake_error) {
-    out.error = handshake_error;
-    co_return out;
-  }
-  // No TLS close_notify: the request says Connection: close and waiting for a polite shutdown
-  // from a misbehaving server would only add latency.
-  co_return co_await write_and_read(stream, request, body_limit, progress);
-}
-
-asio::awaitable<void> expire(asio::steady_timer& timer) {
-  co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-}
-
 // Error kind of a status the caller did not expect (DESIGN.md section 3).
 ErrorKind kind_for_status(unsigned status) {
   if (status >= 500) return ErrorKind::server;
@@ -276,26 +155,33 @@ ErrorKind kind_for_status(unsigned status) {
   return ErrorKind::client;
 }
 
+ErrorKind kind_for_failure(net::FailureKind kind) {
+  switch (kind) {
+    case net::FailureKind::bad_url:
+    case net::FailureKind::bad_ca_file:
+      return ErrorKind::bad_input;
+    case net::FailureKind::body_limit:
+      return ErrorKind::task_failed;
+    case net::FailureKind::timeout:
+      return ErrorKind::timeout;
+    case net::FailureKind::cancelled:
+      return ErrorKind::cancelled;
+    case net::FailureKind::plain_http:
+    case net::FailureKind::tls_setup:
+    case net::FailureKind::network:
+      break;
+  }
+  return ErrorKind::network;
+}
+
 std::string snippet(std::string_view body) {
   if (body.size() <= kBodySnippet) return std::string(body);
   return std::string(body.substr(0, kBodySnippet)) + "...";
 }
 
 bool is_json_content_type(std::string_view content_type) {
-  const auto type = lower(content_type.substr(0, content_type.find(';')));
+  const auto type = net::ascii_lower(content_type.substr(0, content_type.find(';')));
   return type.find("/json") != std::string::npos || type.find("+json") != std::string::npos;
-}
-
-std::string describe_network_error(const beast::error_code& error, std::size_t body_limit) {
-  if (error == http::error::body_limit) {
-    return "the response body is larger than the limit of " + std::to_string(body_limit) + " bytes";
-  }
-  std::string text = error.message();
-  if (error.category() == asio::error::get_ssl_category()) {
-    // OpenSSL's reason ("certificate verify failed") is the useful part; it is in the message.
-    text = "TLS error: " + text;
-  }
-  return text;
 }
 
 asio::awaitable<TaskOutcome> run_http(engine::TaskContext ctx, HttpOptions options) {
@@ -304,7 +190,7 @@ asio::awaitable<TaskOutcome> run_http(engine::TaskContext ctx, HttpOptions optio
   if (auto* error = std::get_if<engine::TaskError>(&parsed)) {
     co_return TaskOutcome{Json::object(), *error};
   }
-  const auto args = std::get<HttpArgs>(std::move(parsed));
+  auto args = std::get<HttpArgs>(std::move(parsed));
   const std::string method(http::to_string(args.method));
   const std::string url = display_url(args.url);
   const std::string what = method + " " + url;
@@ -312,80 +198,39 @@ asio::awaitable<TaskOutcome> run_http(engine::TaskContext ctx, HttpOptions optio
     if (ctx.log) ctx.log->write(line + "\n");
   };
 
-  std::optional<ssl::context> tls;
-  if (lower(args.url.scheme()) == "https") {
-    tls.emplace(ssl::context::tls_client);
-    beast::error_code ec;
-    if (const char* ca_file = std::getenv("PODFLOW_CA_FILE"); ca_file && *ca_file) {
-      tls->load_verify_file(ca_file, ec);
-      if (ec) {
-        co_return TaskOutcome::failure(ErrorKind::bad_input,
-                                       std::string("PODFLOW_CA_FILE '") + ca_file +
-                                           "' cannot be read as PEM certificates: " + ec.message());
-      }
-    } else {
-      tls->set_default_verify_paths(ec);
-      if (ec) {
-        co_return TaskOutcome::failure(ErrorKind::network,
-                                       "cannot load the system CA certificates: " + ec.message());
-      }
-    }
-    tls->set_verify_mode(ssl::verify_peer);
-  }
+  net::Request request{.method = args.method,
+                       .url = url,
+                       .headers = {},
+                       .body = std::move(args.body),
+                       .timeout = args.timeout,
+                       .body_limit = options.body_limit,
+                       .plain_http = net::PlainHttp::anywhere};
+  if (args.json_body) request.headers.emplace_back("Content-Type", "application/json");
+  for (auto& header : args.headers) request.headers.push_back(std::move(header));
 
-  http::request<http::string_body> request(args.method, std::string(args.url.encoded_target()), 11);
-  if (request.target().empty()) request.target("/");
-  std::string host_header = std::string(args.url.encoded_host_and_port());
-  if (args.url.has_port() && is_default_port(lower(args.url.scheme()), args.url.port_number())) {
-    host_header = std::string(args.url.encoded_host());
-  }
-  request.set(http::field::host, host_header);
-  request.set(http::field::user_agent, kUserAgent);
-  request.keep_alive(false);
-  if (args.json_body) request.set(http::field::content_type, "application/json");
-  for (const auto& [name, value] : args.headers) request.set(name, value);
-  if (args.body) {
-    request.body() = *args.body;
-    request.prepare_payload();
-  } else if (args.method == http::verb::post || args.method == http::verb::put ||
-             args.method == http::verb::patch) {
-    request.prepare_payload();  // Content-Length: 0, which some servers insist on
-  }
-
-  auto ex = co_await asio::this_coro::executor;
-  asio::steady_timer deadline(ex, args.timeout);
-  Progress progress;
   const auto started = Clock::now();
-  auto result =
-      co_await (perform(args, request, tls ? &*tls : nullptr, options.body_limit, progress) ||
-                expire(deadline));
+  auto result = co_await net::fetch(std::move(request));
   const auto elapsed =
       std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
   const std::string took = " (" + std::to_string(elapsed.count()) + " ms)";
 
-  if ((co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none) {
-    log(what + " cancelled while " + progress.stage + took);
-    co_return TaskOutcome::failure(ErrorKind::cancelled, what + " cancelled");
-  }
-  if (result.index() == 1) {
-    const std::string message = what + " timed out after " + engine::format_duration(args.timeout) +
-                                " while " + progress.stage;
-    log(message);
-    co_return TaskOutcome::failure(ErrorKind::timeout, message);
-  }
-  auto& exchange = std::get<0>(result);
-  if (exchange.error) {
-    const std::string message = what + " failed while " + progress.stage + ": " +
-                                describe_network_error(exchange.error, options.body_limit);
-    log(message + took);
-    const ErrorKind kind =
-        exchange.error == http::error::body_limit ? ErrorKind::task_failed : ErrorKind::network;
-    co_return TaskOutcome::failure(kind, message);
+  if (auto* failure = std::get_if<net::Failure>(&result)) {
+    std::string message = what + " " + failure->describe(args.timeout);
+    if (failure->kind == net::FailureKind::bad_ca_file ||
+        failure->kind == net::FailureKind::tls_setup) {
+      message = failure->detail;
+    } else if (failure->kind == net::FailureKind::cancelled) {
+      log(message + took);
+      message = what + " cancelled";
+    } else {
+      log(message + (failure->kind == net::FailureKind::timeout ? "" : took));
+    }
+    co_return TaskOutcome::failure(kind_for_failure(failure->kind), message);
   }
 
-  auto& response = exchange.response;
-  const unsigned status = response.result_int();
-  const std::string reason(response.reason());
+  auto& response = std::get<net::Response>(result);
+  const unsigned status = response.status;
+  const std::string& reason = response.reason;
   log(what + " -> " + std::to_string(status) + (reason.empty() ? "" : " " + reason) + took);
 
   const bool expected = args.expect_status.empty()
@@ -397,26 +242,23 @@ asio::awaitable<TaskOutcome> run_http(engine::TaskContext ctx, HttpOptions optio
     if (!reason.empty()) message += " " + reason;
     std::optional<std::chrono::milliseconds> retry_after;
     if (status == 429 || status == 503) {
-      if (auto retry = response.find(http::field::retry_after); retry != response.end()) {
-        const std::string value(retry->value());
-        message += " (Retry-After: " + value + ")";
+      if (auto value = response.header("retry-after")) {
+        message += " (Retry-After: " + *value + ")";
         // The delta-seconds form tells the executor how long the next try must wait; the
         // HTTP-date form only reaches the message.
-        if (!value.empty() && value.size() < 9 &&
-            value.find_first_not_of("0123456789") == std::string::npos) {
-          retry_after = std::chrono::seconds(std::stol(value));
+        if (!value->empty() && value->size() < 9 &&
+            value->find_first_not_of("0123456789") == std::string::npos) {
+          retry_after = std::chrono::seconds(std::stol(*value));
         }
       }
     }
-    if (!response.body().empty()) message += ": " + snippet(response.body());
+    if (!response.body.empty()) message += ": " + snippet(response.body);
     co_return TaskOutcome{Json::object(),
                           engine::TaskError(kind_for_status(status), message, retry_after)};
   }
 
   Json headers = Json::object();
-  for (const auto& field : response) {
-    const auto name = lower(field.name_string());
-    const std::string value(field.value());
+  for (const auto& [name, value] : response.headers) {
     if (headers.contains(name)) {
       headers[name] = headers[name].get<std::string>() + ", " + value;
     } else {
@@ -424,9 +266,8 @@ asio::awaitable<TaskOutcome> run_http(engine::TaskContext ctx, HttpOptions optio
     }
   }
   Json json = nullptr;
-  if (auto type = response.find(http::field::content_type);
-      type != response.end() && is_json_content_type(type->value())) {
-    json = Json::parse(response.body(), nullptr, /*allow_exceptions=*/false);
+  if (auto type = response.header("content-type"); type && is_json_content_type(*type)) {
+    json = Json::parse(response.body, nullptr, /*allow_exceptions=*/false);
     if (json.is_discarded()) {
       log("response says it is JSON but does not parse; outputs.json is null");
       json = nullptr;
@@ -434,7 +275,7 @@ asio::awaitable<TaskOutcome> run_http(engine::TaskContext ctx, HttpOptions optio
   }
   co_return TaskOutcome::success(Json{{"status", status},
                                       {"headers", std::move(headers)},
-                                      {"body", std::move(response.body())},
+                                      {"body", std::move(response.body)},
                                       {"json", std::move(json)}});
 }
 

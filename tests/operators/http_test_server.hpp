@@ -1,5 +1,5 @@
-// An in-process HTTP(S) server on 127.0.0.1:<ephemeral> that records requests, for http operator
-// tests.
+// An in-process HTTP(S) server on 127.0.0.1:<ephemeral> that records requests, for tests of the
+// http operator and the RunPod client.
 #pragma once
 
 #include <boost/asio/as_tuple.hpp>
@@ -30,6 +30,7 @@ struct RecordedRequest {
 };
 
 using TestResponse = boost::beast::http::response<boost::beast::http::string_body>;
+inline constexpr const char* kHoldOpenHeader = "X-Test-Hold-Open";
 // Returns the response to send, or nullopt to never answer (the connection stays open).
 using TestHandler = std::function<std::optional<TestResponse>(const RecordedRequest&)>;
 
@@ -39,6 +40,17 @@ inline TestResponse make_response(unsigned status, std::string body,
   response.set(boost::beast::http::field::content_type, content_type);
   response.body() = std::move(body);
   response.prepare_payload();
+  return response;
+}
+
+// A response whose body ends at connection close, and whose connection the server then keeps open
+// until the client closes it: a stream that goes silent after `body`.
+inline TestResponse make_held_open_response(std::string body,
+                                            std::string content_type = "text/event-stream") {
+  TestResponse response(boost::beast::http::status::ok, 11);
+  response.set(boost::beast::http::field::content_type, content_type);
+  response.set(kHoldOpenHeader, "1");
+  response.body() = std::move(body);
   return response;
 }
 
@@ -123,7 +135,16 @@ class TestHttpServer {
       co_await http::async_read(stream, buffer, request, asio::as_tuple(asio::use_awaitable));
       co_return;
     }
+    const bool hold_open = response->find(kHoldOpenHeader) != response->end();
     response->keep_alive(false);
+    if (hold_open) {
+      // Head and body go out; the body has no length, so the client keeps waiting for more.
+      response->erase(kHoldOpenHeader);
+      http::response_serializer<http::string_body> serializer(*response);
+      co_await http::async_write(stream, serializer, asio::as_tuple(asio::use_awaitable));
+      co_await http::async_read(stream, buffer, request, asio::as_tuple(asio::use_awaitable));
+      co_return;
+    }
     co_await http::async_write(stream, *response, asio::as_tuple(asio::use_awaitable));
     boost::beast::error_code ignored;
     boost::beast::get_lowest_layer(stream).socket().shutdown(asio::ip::tcp::socket::shutdown_send,
