@@ -27,6 +27,7 @@
 #include "podflow/engine/store.hpp"
 #include "podflow/engine/task_log.hpp"
 #include "podflow/operators/core.hpp"
+#include "podflow/operators/runpod.hpp"
 
 namespace podflow::app {
 namespace {
@@ -48,6 +49,7 @@ std::filesystem::path podflow_home() {
 OperatorRegistry make_registry() {
   OperatorRegistry registry;
   operators::register_core_operators(registry);
+  operators::register_runpod_operators(registry);
   return registry;
 }
 

@@ -1,0 +1,201 @@
+"""End-to-end: the real podflow binary creates and terminates pods on `podflow runpod-sim`."""
+
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import tempfile
+import textwrap
+import unittest
+import urllib.request
+
+PODFLOW = os.environ.get("PODFLOW_BIN", "build/app/podflow")
+DEADLINE = 60
+API_KEY = "rp-test-key-0123456789"
+
+SCRIPT = """\
+time_scale: 50
+gpu_types:
+  - id: NVIDIA RTX A4000
+    name: RTX A4000
+    pool: AMPERE_16
+    memory_gb: 16
+    max_count: 8
+    price: {secure: 0.25, community: 0.17}
+    spot_price: {secure: 0.15, community: 0.10}
+    capacity: false
+  - id: NVIDIA A40
+    name: A40
+    pool: AMPERE_48
+    memory_gb: 48
+    max_count: 8
+    price: {secure: 0.44, community: 0.35}
+    spot_price: {secure: 0.25, community: 0.20}
+    capacity: true
+pod:
+  on_exit: keep_running
+"""
+
+
+class Simulator:
+    def __init__(self, directory, script, env):
+        path = os.path.join(directory, "sim.yaml")
+        with open(path, "w") as f:
+            f.write(script)
+        self.proc = subprocess.Popen(
+            [PODFLOW, "runpod-sim", "--listen", "127.0.0.1:0", "--script", path,
+             "--api-key", API_KEY],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        first = self.proc.stdout.readline()
+        match = re.match(r"listening (http://\S+)", first)
+        if not match:
+            self.proc.kill()
+            raise AssertionError(f"runpod-sim did not start: {first!r} {self.proc.stderr.read()}")
+        self.url = match.group(1)
+
+    def state(self):
+        with urllib.request.urlopen(self.url + "/__sim/state", timeout=10) as response:
+            return json.load(response)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.communicate(timeout=DEADLINE)
+
+
+class RunPodTest(unittest.TestCase):
+    script = SCRIPT
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="podflow-runpod-e2e-")
+        self.dir = self.tmp.name
+        self.env = dict(os.environ)
+        self.env["PODFLOW_HOME"] = os.path.join(self.dir, "home")
+        self.sim = Simulator(self.dir, self.script, self.env)
+        self.env["RUNPOD_API_KEY"] = API_KEY
+        self.env["RUNPOD_REST_URL"] = self.sim.url
+        self.env["RUNPOD_GRAPHQL_URL"] = self.sim.url + "/graphql"
+
+    def tearDown(self):
+        self.sim.stop()
+        self.tmp.cleanup()
+
+    def write(self, name, text):
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write(textwrap.dedent(text))
+        return path
+
+    def podflow(self, *args, expect=None):
+        proc = subprocess.run([PODFLOW, *args], env=self.env, capture_output=True, text=True,
+                              timeout=DEADLINE)
+        if expect is not None and proc.returncode != expect:
+            self.fail(f"podflow {' '.join(args)} exited {proc.returncode}, expected {expect}\n"
+                      f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+        return proc
+
+    def run_id(self, output):
+        return re.search(r"^run (\S+) started", output, re.M).group(1)
+
+    def live_pods(self):
+        return [p for p in self.sim.state()["pods"] if p.get("terminatedAt") in (None, "")]
+
+    def assert_key_nowhere(self, *texts):
+        for text in texts:
+            self.assertNotIn(API_KEY, text)
+        with sqlite3.connect(os.path.join(self.env["PODFLOW_HOME"], "podflow.db")) as db:
+            for table, in db.execute("SELECT name FROM sqlite_master WHERE type='table'"):
+                for row in db.execute(f"SELECT * FROM {table}"):
+                    self.assertNotIn(API_KEY, repr(row), table)
+        for root, _, files in os.walk(os.path.join(self.env["PODFLOW_HOME"], "logs")):
+            for name in files:
+                with open(os.path.join(root, name)) as f:
+                    self.assertNotIn(API_KEY, f.read())
+
+    def test_failover_to_the_next_candidate_and_terminate_by_task(self):
+        wf = self.write("train.yaml", """\
+            tasks:
+              trigger_runpod:
+                operator: runpod.create
+                with:
+                  image: runpod/pytorch:2.4.0
+                  candidates:
+                    - {gpu_type: NVIDIA RTX A4000, cloud_type: SECURE}
+                    - {gpu_type: NVIDIA A40, cloud_type: ALL}
+              train:
+                operator: shell
+                depends: [trigger_runpod]
+                with: {command: "echo training on {{ tasks.trigger_runpod.outputs.pod_id }}; exit 1"}
+              terminate_runpod:
+                operator: runpod.terminate
+                depends: [train]
+                trigger_rule: all_done
+                with: {task: trigger_runpod}
+            """)
+        out = self.podflow("run", wf, expect=1)
+        run_id = self.run_id(out.stdout)
+        pods = self.sim.state()["pods"]
+        self.assertEqual(len(pods), 1, pods)
+        self.assertEqual(pods[0]["gpu"]["id"], "NVIDIA A40")
+        self.assertEqual(self.live_pods(), [], "terminate must end the pod after a failed train")
+        logs = self.podflow("runs", "logs", run_id, "trigger_runpod", expect=0).stdout
+        self.assertRegex(logs, r"attempt 1/3 \(NVIDIA RTX A4000, SECURE.*no longer any instances")
+        self.assertRegex(logs, r"attempt 2/3 \(NVIDIA A40, SECURE.*created pod")
+        show = self.podflow("runs", "show", run_id, expect=0).stdout
+        self.assertRegex(show, r"(?m)^terminate_runpod\s+success")
+        self.assertIn('"gpu_type":"NVIDIA A40"', show)
+        self.assertIn("runpod.pod podflow-", show)
+        self.assert_key_nowhere(out.stdout, out.stderr, show, logs)
+
+    def test_all_candidates_without_capacity_fail_with_kind_capacity(self):
+        wf = self.write("none.yaml", """\
+            tasks:
+              trigger_runpod:
+                operator: runpod.create
+                with: {image: img, gpu_type: NVIDIA RTX A4000}
+            """)
+        out = self.podflow("run", wf, expect=1)
+        run_id = self.run_id(out.stdout)
+        show = self.podflow("runs", "show", run_id, expect=0).stdout
+        self.assertIn("error (capacity): no candidate had capacity", show)
+        self.assertEqual(self.sim.state()["pods"], [])
+
+
+class LostCreateAnswerTest(RunPodTest):
+    # The pod is created but the answer is a 500: podflow must find it by name, not make another.
+    script = SCRIPT + textwrap.dedent("""\
+        faults:
+          - route: POST /v2/pods
+            status: 500
+            after_handling: true
+            times: 1
+        """)
+
+    def test_a_500_on_create_never_makes_a_second_pod(self):
+        wf = self.write("lost.yaml", """\
+            tasks:
+              trigger_runpod:
+                operator: runpod.create
+                retries: 2
+                retry_delay: 10ms
+                with: {image: img, gpu_type: NVIDIA A40}
+              terminate_runpod:
+                operator: runpod.terminate
+                depends: [trigger_runpod]
+                trigger_rule: all_done
+                with: {task: trigger_runpod}
+            """)
+        out = self.podflow("run", wf, expect=0)
+        self.assertEqual(len(self.sim.state()["pods"]), 1)
+        self.assertEqual(self.live_pods(), [])
+        run_id = self.run_id(out.stdout)
+        logs = self.podflow("runs", "logs", run_id, "trigger_runpod", expect=0).stdout
+        self.assertIn("but pod", logs)
+
+    # The base class's tests do not apply to this script.
+    test_failover_to_the_next_candidate_and_terminate_by_task = None
+    test_all_candidates_without_capacity_fail_with_kind_capacity = None
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
