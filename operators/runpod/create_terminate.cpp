@@ -1,5 +1,5 @@
-// runpod.create and runpod.terminate: deploy a pod from a list of candidates without ever making two
-// pods for one try, and end every pod a task made, whatever happened upstream.
+// runpod.create and runpod.terminate: deploy a pod from a list of candidates without ever making
+// two pods for one try, and end every pod a task made, whatever happened upstream.
 #include <algorithm>
 #include <chrono>
 #include <set>
@@ -217,9 +217,9 @@ class CreateOperator final : public engine::Operator {
         {"terminate_after", ValueType::duration, false, std::nullopt,
          "server-side backstop: RunPod terminates the pod after this long (GraphQL)"},
     };
-    schema_.outputs = {"pod_id",    "pod_name",   "machine_id",  "cost_per_hr",
-                       "pod_type",  "gpu_type",   "gpu_count",   "cloud_type",
-                       "bid_per_gpu", "template_id", "image",    "api"};
+    schema_.outputs = {"pod_id",      "pod_name",    "machine_id", "cost_per_hr",
+                       "pod_type",    "gpu_type",    "gpu_count",  "cloud_type",
+                       "bid_per_gpu", "template_id", "image",      "api"};
   }
   std::string_view name() const override { return "runpod.create"; }
   const OperatorSchema& schema() const override { return schema_; }
@@ -257,8 +257,8 @@ class CreateOperator final : public engine::Operator {
     // A pod an earlier try of this task created and nobody ended is adopted, never doubled.
     if (auto adopted = co_await adopt_earlier_pod(ctx, *api, log)) co_return *adopted;
 
-    const std::string name = pod_name(ctx.recorder->install_id(), ctx.run_id, ctx.task_id,
-                                      ctx.try_number);
+    const std::string name =
+        pod_name(ctx.recorder->install_id(), ctx.run_id, ctx.task_id, ctx.try_number);
     const auto& list = std::get<std::vector<Candidate>>(candidates);
     std::vector<std::string> attempts;
     bool any_capacity = false;
@@ -296,8 +296,8 @@ class CreateOperator final : public engine::Operator {
           // The pod may exist though the answer was lost: look it up before anything else.
           auto found = co_await api->find_pod_by_name(name);
           if (auto* pod = std::get_if<std::optional<Pod>>(&found); pod && pod->has_value()) {
-            log(label + ": the answer was lost (" + error->message + ") but pod " +
-                (*pod)->id + " exists; using it");
+            log(label + ": the answer was lost (" + error->message + ") but pod " + (*pod)->id +
+                " exists; using it");
             created = **pod;
           } else {
             log(label + ": " + error->message);
@@ -329,8 +329,7 @@ class CreateOperator final : public engine::Operator {
 
  private:
   template <typename Log>
-  asio::awaitable<std::optional<TaskOutcome>> adopt_earlier_pod(TaskContext& ctx,
-                                                                const Client& api,
+  asio::awaitable<std::optional<TaskOutcome>> adopt_earlier_pod(TaskContext& ctx, const Client& api,
                                                                 Log& log) const {
     for (const auto& resource : ctx.recorder->resources(ctx.task_id)) {
       if (resource.kind != kPodKind || resource.try_number >= ctx.try_number) continue;

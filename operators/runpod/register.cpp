@@ -17,7 +17,8 @@ Result<std::shared_ptr<const Client>> make_client(const engine::TaskContext& ctx
   auto log = ctx.log;
   return std::make_shared<const Client>(std::get<Config>(std::move(config)),
                                         [log](std::string_view warning) {
-                                          if (log) log->write("warning: " + std::string(warning) + "\n");
+                                          if (log)
+                                            log->write("warning: " + std::string(warning) + "\n");
                                         });
 }
 

@@ -18,7 +18,7 @@ TEST_CASE("PodName.long names keep their start and a hash of the whole" * doctes
   const auto second = pod_name("ab12cd34", run, "trigger_runpod", 2);
   CHECK(first.size() == kMaxPodNameLength);
   CHECK(second.size() == kMaxPodNameLength);
-  CHECK(first != second);                                         // tries never share a name
+  CHECK(first != second);                                          // tries never share a name
   CHECK(first == pod_name("ab12cd34", run, "trigger_runpod", 1));  // and it is deterministic
   CHECK(first.rfind("podflow-ab12cd34-runpod-training-with", 0) == 0);
 }

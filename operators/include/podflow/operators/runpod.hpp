@@ -1,4 +1,5 @@
-// The RunPod operators (runpod.create, runpod.terminate), registered by app/ with one explicit call.
+// The RunPod operators (runpod.create, runpod.terminate), registered by app/ with one explicit
+// call.
 #pragma once
 
 #include "podflow/engine/operator.hpp"
