@@ -5,13 +5,10 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
-import textwrap
 import time
 import unittest
 
-PODFLOW = os.environ.get("PODFLOW_BIN", "build/app/podflow")
-DEADLINE = 60  # seconds any single podflow command may take in these tests
+from podflow_e2e import DEADLINE, PODFLOW, PodflowTestCase
 
 
 def pid_alive(pid):
@@ -37,35 +34,7 @@ def wait_for(predicate, what, timeout=30):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-class PodflowTestCase(unittest.TestCase):
-    def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory(prefix="podflow-e2e-")
-        self.dir = self.tmp.name
-        self.env = dict(os.environ)
-        self.env["PODFLOW_HOME"] = os.path.join(self.dir, "home")
-
-    def tearDown(self):
-        self.tmp.cleanup()
-
-    def write(self, name, text):
-        path = os.path.join(self.dir, name)
-        with open(path, "w") as f:
-            f.write(textwrap.dedent(text))
-        return path
-
-    def podflow(self, *args, expect=None):
-        proc = subprocess.run([PODFLOW, *args], env=self.env, capture_output=True, text=True,
-                              timeout=DEADLINE)
-        if expect is not None and proc.returncode != expect:
-            self.fail(f"podflow {' '.join(args)} exited {proc.returncode}, expected {expect}\n"
-                      f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
-        return proc
-
-    def run_id(self, output):
-        match = re.search(r"^run (\S+) started", output, re.M)
-        self.assertIsNotNone(match, output)
-        return match.group(1)
-
+class CliTestCase(PodflowTestCase):
     def task_row(self, show_output, task):
         for line in show_output.splitlines():
             parts = line.split()
@@ -74,7 +43,7 @@ class PodflowTestCase(unittest.TestCase):
         self.fail(f"task {task} not in:\n{show_output}")
 
 
-class ValidateTest(PodflowTestCase):
+class ValidateTest(CliTestCase):
     def test_valid_file_is_ok_and_bad_file_names_the_place(self):
         good = self.write("good.yaml", """\
             tasks:
@@ -103,7 +72,7 @@ class ValidateTest(PodflowTestCase):
         self.assertEqual(len(out.stdout.strip().splitlines()), 1)  # header only
 
 
-class RunTest(PodflowTestCase):
+class RunTest(CliTestCase):
     def test_success_outputs_templates_and_history(self):
         marker = os.path.join(self.dir, "result.txt")
         wf = self.write("train.yaml", f"""\
@@ -235,7 +204,7 @@ class RunTest(PodflowTestCase):
         self.assertIn('"password":"***"', show)
 
 
-class InterruptTest(PodflowTestCase):
+class InterruptTest(CliTestCase):
     def start(self, wf):
         return subprocess.Popen([PODFLOW, "run", wf], env=self.env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
@@ -353,7 +322,7 @@ class InterruptTest(PodflowTestCase):
             self.assertEqual(f.read().strip(), "tok-123456")
 
 
-class InspectTest(PodflowTestCase):
+class InspectTest(CliTestCase):
     def test_graph_next_version_and_help(self):
         wf = self.write("g.yaml", """\
             schedule: "30 2 * * *"

@@ -5,13 +5,12 @@ import os
 import re
 import sqlite3
 import subprocess
-import tempfile
 import textwrap
 import unittest
 import urllib.request
 
-PODFLOW = os.environ.get("PODFLOW_BIN", "build/app/podflow")
-DEADLINE = 60
+from podflow_e2e import DEADLINE, PODFLOW, PodflowTestCase
+
 API_KEY = "rp-test-key-0123456789"
 
 SCRIPT = """\
@@ -63,14 +62,11 @@ class Simulator:
         self.proc.communicate(timeout=DEADLINE)
 
 
-class RunPodTest(unittest.TestCase):
+class RunPodTest(PodflowTestCase):
     script = SCRIPT
 
     def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory(prefix="podflow-runpod-e2e-")
-        self.dir = self.tmp.name
-        self.env = dict(os.environ)
-        self.env["PODFLOW_HOME"] = os.path.join(self.dir, "home")
+        super().setUp()
         self.sim = Simulator(self.dir, self.script, self.env)
         self.env["RUNPOD_API_KEY"] = API_KEY
         self.env["RUNPOD_REST_URL"] = self.sim.url
@@ -78,24 +74,7 @@ class RunPodTest(unittest.TestCase):
 
     def tearDown(self):
         self.sim.stop()
-        self.tmp.cleanup()
-
-    def write(self, name, text):
-        path = os.path.join(self.dir, name)
-        with open(path, "w") as f:
-            f.write(textwrap.dedent(text))
-        return path
-
-    def podflow(self, *args, expect=None):
-        proc = subprocess.run([PODFLOW, *args], env=self.env, capture_output=True, text=True,
-                              timeout=DEADLINE)
-        if expect is not None and proc.returncode != expect:
-            self.fail(f"podflow {' '.join(args)} exited {proc.returncode}, expected {expect}\n"
-                      f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
-        return proc
-
-    def run_id(self, output):
-        return re.search(r"^run (\S+) started", output, re.M).group(1)
+        super().tearDown()
 
     def live_pods(self):
         return [p for p in self.sim.state()["pods"] if p.get("terminatedAt") in (None, "")]
