@@ -5,20 +5,6 @@
 
 namespace podflow::runpod {
 
-std::string_view to_string(ReapVerdict verdict) {
-  switch (verdict) {
-    case ReapVerdict::not_ours:
-      return "not ours";
-    case ReapVerdict::live:
-      return "keep";
-    case ReapVerdict::too_young:
-      return "keep";
-    case ReapVerdict::orphan:
-      return "orphan";
-  }
-  return "keep";
-}
-
 ReapDecision decide_reap(std::string_view prefix, const ReapCandidate& pod, engine::EpochMillis now,
                          engine::EpochMillis grace) {
   if (prefix.empty() || !pod.name.starts_with(prefix)) {

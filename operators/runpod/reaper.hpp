@@ -38,8 +38,6 @@ struct ReapDecision {
   std::string reason;
 };
 
-std::string_view to_string(ReapVerdict verdict);
-
 // `prefix` is pod_name_prefix(install id); `grace` is --older-than in milliseconds.
 ReapDecision decide_reap(std::string_view prefix, const ReapCandidate& pod, engine::EpochMillis now,
                          engine::EpochMillis grace);
