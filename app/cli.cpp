@@ -20,6 +20,7 @@
 #include <sstream>
 #include <thread>
 
+#include "app/reap_command.hpp"
 #include "app/runpod_sim_command.hpp"
 #include "podflow/engine/cron.hpp"
 #include "podflow/engine/executor.hpp"
@@ -648,6 +649,7 @@ int run_cli(int argc, char** argv) {
   runs_logs->add_option("--try", logs_try, "Only this try");
   runs_logs->callback([&] { exit_code = cmd_runs_logs(logs_run, logs_task, logs_try); });
   add_runpod_sim_command(app, exit_code);
+  add_reap_command(app, exit_code);
 
   try {
     app.parse(argc, argv);

@@ -140,6 +140,102 @@ class RunPodTest(PodflowTestCase):
         self.assertEqual(self.sim.state()["pods"], [])
 
 
+    def sim_request(self, method, path, body=None):
+        request = urllib.request.Request(
+            self.sim.url + path, method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {API_KEY}"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read() or b"null")
+
+    def foreign_pod(self, name):
+        """A pod someone else made on the same account, straight through the API."""
+        return self.sim_request("POST", "/v2/pods", {
+            "name": name, "image": "img", "gpu": {"id": "NVIDIA A40", "count": 1}})["id"]
+
+    def orphan_run(self):
+        """A run that created a pod and ended without terminating it."""
+        wf = self.write("orphan.yaml", """\
+            tasks:
+              trigger_runpod:
+                operator: runpod.create
+                with: {image: img, gpu_type: NVIDIA A40}
+            """)
+        out = self.podflow("run", wf, expect=0)
+        show = self.podflow("runs", "show", self.run_id(out.stdout), expect=0).stdout
+        return re.search(r'"pod_id":"([^"]+)"', show).group(1)
+
+    def test_reap_terminates_only_this_installations_orphans(self):
+        other_id = self.foreign_pod("podflow-otherins-train-r1-trigger-runpod-1")
+        unrelated_id = self.foreign_pod("jupyter-notebook")
+        orphan_id = self.orphan_run()
+        self.assertEqual(len(self.live_pods()), 3)
+
+        dry = self.podflow("reap", "--dry-run", "--older-than", "0s", expect=0).stdout
+        self.assertRegex(
+            dry, rf"(?m)^podflow-\S+\s+{orphan_id}\s+\S+\s+would terminate: run \S+ ended success")
+        self.assertRegex(dry, rf"(?m)^podflow-otherins-\S+\s+{other_id}\s+\S+\s+skip: ")
+        self.assertRegex(dry, rf"(?m)^jupyter-notebook\s+{unrelated_id}\s+\S+\s+skip: ")
+        self.assertEqual(len(self.live_pods()), 3, "--dry-run must not terminate anything")
+
+        # Inside the default grace period of 10m the orphan is still kept.
+        young = self.podflow("reap", expect=0).stdout
+        self.assertRegex(young, rf"{orphan_id}\s+\S+\s+keep: .*inside the grace period of 10m")
+        self.assertEqual(len(self.live_pods()), 3)
+
+        out = self.podflow("reap", "--older-than", "0s", expect=0).stdout
+        self.assertRegex(out, rf"(?m)^podflow-\S+\s+{orphan_id}\s+\S+\s+terminated: ")
+        self.assertEqual(sorted(p["id"] for p in self.live_pods()), sorted([other_id, unrelated_id]))
+        with sqlite3.connect(os.path.join(self.env["PODFLOW_HOME"], "podflow.db")) as db:
+            states = db.execute("SELECT state FROM resources WHERE external_id = ?",
+                                (orphan_id,)).fetchall()
+        self.assertEqual(states, [("terminated",)])
+
+    def test_reap_without_an_api_key_says_how_to_set_it(self):
+        del self.env["RUNPOD_API_KEY"]
+        out = self.podflow("reap", expect=2)
+        self.assertIn("RUNPOD_API_KEY", out.stderr)
+        bad = self.podflow("reap", "--older-than", "soon", expect=2)
+        self.assertIn("--older-than", bad.stderr)
+
+    def test_stop_then_start_an_on_demand_pod(self):
+        wf = self.write("pause.yaml", """\
+            tasks:
+              trigger_runpod:
+                operator: runpod.create
+                with: {image: img, gpu_type: NVIDIA A40}
+              pause:
+                operator: runpod.stop
+                depends: [trigger_runpod]
+                with: {pod_id: "{{ tasks.trigger_runpod.outputs.pod_id }}"}
+              pause_again:
+                operator: runpod.stop
+                depends: [pause]
+                with: {pod_id: "{{ tasks.trigger_runpod.outputs.pod_id }}"}
+              resume:
+                operator: runpod.start
+                depends: [pause_again]
+                with: {pod_id: "{{ tasks.trigger_runpod.outputs.pod_id }}"}
+              terminate_runpod:
+                operator: runpod.terminate
+                depends: [resume]
+                trigger_rule: all_done
+                with: {task: trigger_runpod}
+            """)
+        out = self.podflow("run", wf, expect=0)
+        run_id = self.run_id(out.stdout)
+        show = self.podflow("runs", "show", run_id, expect=0).stdout
+        self.assertIn('pause: {"status":"EXITED"}', show)
+        self.assertRegex(show, r'resume: \{"status":"(PROVISIONING|STARTING|RUNNING)",'
+                               r'"cost_per_hr":0\.44\}')
+        again = self.podflow("runs", "logs", run_id, "pause_again", expect=0).stdout
+        self.assertIn("already stopped", again)
+        counts = self.sim.state()["request_counts"]
+        # One stop and one start: the second stop saw the pod stopped and sent nothing.
+        self.assertEqual(counts.get("POST /v2/pods/{id}/action"), 2, counts)
+        self.assertEqual(self.live_pods(), [])
+
+
 class LostCreateAnswerTest(RunPodTest):
     # The pod is created but the answer is a 500: podflow must find it by name, not make another.
     script = SCRIPT + textwrap.dedent("""\
@@ -174,6 +270,9 @@ class LostCreateAnswerTest(RunPodTest):
     # The base class's tests do not apply to this script.
     test_failover_to_the_next_candidate_and_terminate_by_task = None
     test_all_candidates_without_capacity_fail_with_kind_capacity = None
+    test_reap_terminates_only_this_installations_orphans = None
+    test_reap_without_an_api_key_says_how_to_set_it = None
+    test_stop_then_start_an_on_demand_pod = None
 
 
 if __name__ == "__main__":
