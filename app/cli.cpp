@@ -20,6 +20,7 @@
 #include <sstream>
 #include <thread>
 
+#include "app/home.hpp"
 #include "app/reap_command.hpp"
 #include "app/runpod_sim_command.hpp"
 #include "podflow/engine/cron.hpp"
@@ -41,35 +42,11 @@ constexpr int kExitRunFailed = 1;
 constexpr int kExitBadInput = 2;
 constexpr int kExitCancelled = 130;
 
-std::filesystem::path podflow_home() {
-  if (const char* home = std::getenv("PODFLOW_HOME"); home && *home) return home;
-  const char* user_home = std::getenv("HOME");
-  return std::filesystem::path(user_home ? user_home : ".") / ".podflow";
-}
-
 OperatorRegistry make_registry() {
   OperatorRegistry registry;
   operators::register_core_operators(registry);
   operators::register_runpod_operators(registry);
   return registry;
-}
-
-// Opens the run store in $PODFLOW_HOME, printing a clear error when it cannot.
-std::unique_ptr<RunStore> open_store() {
-  const auto home = podflow_home();
-  std::error_code ec;
-  std::filesystem::create_directories(home, ec);
-  if (ec) {
-    std::cerr << "podflow: cannot create PODFLOW_HOME " << home << ": " << ec.message() << "\n";
-    return nullptr;
-  }
-  auto opened =
-      open_sqlite_store({.path = (home / "podflow.db").string(), .migrate_to_version = 0});
-  if (auto* error = std::get_if<StoreOpenError>(&opened)) {
-    std::cerr << "podflow: " << error->message << "\n";
-    return nullptr;
-  }
-  return std::move(std::get<std::unique_ptr<RunStore>>(opened));
 }
 
 void print_diagnostics(const std::vector<Diagnostic>& diagnostics) {

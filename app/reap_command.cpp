@@ -9,6 +9,7 @@
 #include <iostream>
 #include <map>
 
+#include "app/home.hpp"
 #include "operators/runpod/pod_name.hpp"
 #include "operators/runpod/reaper.hpp"
 #include "podflow/engine/duration.hpp"
@@ -30,12 +31,6 @@ struct ReapArgs {
   bool dry_run = false;
   std::string older_than = "10m";
 };
-
-std::filesystem::path home_dir() {
-  if (const char* home = std::getenv("PODFLOW_HOME"); home && *home) return home;
-  const char* user_home = std::getenv("HOME");
-  return std::filesystem::path(user_home ? user_home : ".") / ".podflow";
-}
 
 // Decides and acts on every pod; the store is read before and written after each terminate.
 asio::awaitable<int> reap(const runpod::Client& api, engine::RunStore& store,
@@ -120,21 +115,9 @@ int run_reap(const ReapArgs& args) {
               << "; set RUNPOD_API_KEY (or RUNPOD_API_KEY_FILE) to the account's API key\n";
     return kExitBadInput;
   }
-  const auto home = home_dir();
-  std::error_code ec;
-  std::filesystem::create_directories(home, ec);
-  if (ec) {
-    std::cerr << "podflow reap: cannot create PODFLOW_HOME " << home << ": " << ec.message()
-              << "\n";
-    return kExitBadInput;
-  }
-  auto opened =
-      engine::open_sqlite_store({.path = (home / "podflow.db").string(), .migrate_to_version = 0});
-  if (auto* error = std::get_if<engine::StoreOpenError>(&opened)) {
-    std::cerr << "podflow reap: " << error->message << "\n";
-    return kExitFailed;
-  }
-  auto store = std::move(std::get<std::unique_ptr<engine::RunStore>>(opened));
+  const auto home = podflow_home();
+  auto store = open_store();
+  if (!store) return kExitBadInput;
   const std::string prefix = runpod::pod_name_prefix(engine::load_or_create_install_id(home));
   const runpod::Client api(std::get<runpod::Config>(std::move(config)), [](std::string_view w) {
     std::cerr << "podflow reap: warning: " << w << "\n";
