@@ -619,7 +619,13 @@ TEST_CASE("Executor.a run taken over by another process stops writing" * doctest
   auto run = h.start(h.workflow(
       {{"t", {}, Json{{"fail_times", 1}}, TriggerRule::all_success, 1}, {"after", {"t"}}}));
   REQUIRE(h.recorder->wait_for("t", TaskState::up_for_retry));
-  h.store->flush();
+  // The observer hears of the state before its batch is submitted: wait until it is durable.
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (h.task("t").state != TaskState::up_for_retry &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  REQUIRE(h.task("t").state == TaskState::up_for_retry);
   // Another process adopts the run while this one waits for the retry (as if it had been paused).
   REQUIRE(h.store->acquire_lease("run1", "intruder", 0, 1, RunStore::Takeover::force));
   h.clock->advance(10s);
