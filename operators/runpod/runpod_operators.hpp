@@ -10,6 +10,7 @@ namespace podflow::runpod {
 
 std::shared_ptr<const engine::Operator> make_create_operator();
 std::shared_ptr<const engine::Operator> make_terminate_operator();
+std::shared_ptr<const engine::Operator> make_wait_operator();
 
 // A client from the environment (RUNPOD_API_KEY ...) whose warnings go to the task log; an auth
 // error naming the fix when no key is set.
