@@ -294,6 +294,17 @@ class WaitOperator final : public engine::Operator {
       }
     }
     state->cursor = recorded_cursor;
+    if (ctx.recorder && !recorded_cursor.empty()) {
+      // Points an earlier try recorded are not streamed again: their last values come from the
+      // store.
+      std::map<std::string, std::int64_t> last_step;
+      for (const auto& point : ctx.recorder->metrics()) {
+        auto found = last_step.find(point.name);
+        if (found != last_step.end() && found->second > point.step) continue;
+        last_step[point.name] = point.step;
+        state->last_metric[point.name] = point.value;
+      }
+    }
     if (!recorded_cursor.empty()) {
       state->write("re-attaching to the logs of pod " + pod_id + " after event " + recorded_cursor);
     }
