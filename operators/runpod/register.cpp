@@ -29,6 +29,7 @@ namespace podflow::operators {
 void register_runpod_operators(engine::OperatorRegistry& registry) {
   registry.add(runpod::make_create_operator());
   registry.add(runpod::make_terminate_operator());
+  registry.add(runpod::make_wait_operator());
   registry.add(runpod::make_stop_operator());
   registry.add(runpod::make_start_operator());
 }

@@ -10,6 +10,7 @@ namespace podflow::runpod {
 
 std::shared_ptr<const engine::Operator> make_create_operator();
 std::shared_ptr<const engine::Operator> make_terminate_operator();
+std::shared_ptr<const engine::Operator> make_wait_operator();
 std::shared_ptr<const engine::Operator> make_stop_operator();
 std::shared_ptr<const engine::Operator> make_start_operator();
 

@@ -275,5 +275,148 @@ class LostCreateAnswerTest(RunPodTest):
     test_stop_then_start_an_on_demand_pod = None
 
 
+WAIT_GPU = """\
+gpu_types:
+  - id: NVIDIA A40
+    name: A40
+    pool: AMPERE_48
+    memory_gb: 48
+    max_count: 8
+    price: {secure: 0.44, community: 0.35}
+    spot_price: {secure: 0.25, community: 0.20}
+    capacity: true
+"""
+
+# create -> wait -> terminate, terminate ending every pod create made whatever wait did.
+WAIT_WORKFLOW = """\
+tasks:
+  trigger_runpod:
+    operator: runpod.create
+    with: {create_with}
+  wait_runpod:
+    operator: runpod.wait
+    depends: [trigger_runpod]
+    {wait_extra}
+    with:
+      pod_id: "{{{{ tasks.trigger_runpod.outputs.pod_id }}}}"
+      poll_interval: 100ms
+      {wait_with}
+  terminate_runpod:
+    operator: runpod.terminate
+    depends: [wait_runpod]
+    trigger_rule: all_done
+    with: {{task: trigger_runpod}}
+"""
+
+
+class WaitTestBase(RunPodTest):
+    # The base class's tests need its own script.
+    test_failover_to_the_next_candidate_and_terminate_by_task = None
+    test_all_candidates_without_capacity_fail_with_kind_capacity = None
+
+    def run_wait(self, expect, create_with="{image: img, gpu_type: NVIDIA A40}", wait_extra="",
+                 wait_with=""):
+        wf = self.write("wait.yaml", WAIT_WORKFLOW.format(
+            create_with=create_with, wait_extra=wait_extra, wait_with=wait_with))
+        out = self.podflow("run", wf, expect=expect)
+        run_id = self.run_id(out.stdout)
+        show = self.podflow("runs", "show", run_id, expect=0).stdout
+        return run_id, show
+
+
+class WaitForDoneLineTest(WaitTestBase):
+    script = "time_scale: 50\n" + WAIT_GPU + textwrap.dedent("""\
+        pod:
+          on_exit: stop_pod
+          lines:
+            - epoch 1
+            - podflow.metric name=loss value=0.9 step=1
+            - podflow.metric name=acc value=0.5 step=1
+            - podflow.metric name=loss value=0.7 step=2
+            - podflow.metric name=loss value=0.4 step=3
+            - podflow.metric name=acc value=0.8 step=3
+            - podflow.done status=ok exit=0
+        """)
+
+    def test_metrics_and_done_line_are_recorded_and_the_pod_ends(self):
+        run_id, show = self.run_wait(expect=0)
+        self.assertRegex(show, r"(?m)^wait_runpod\s+success")
+        self.assertIn("metrics (last value, points):", show)
+        self.assertIn("wait_runpod.loss = 0.4 at step 3 (3 points)", show)
+        self.assertIn("wait_runpod.acc = 0.8 at step 3 (2 points)", show)
+        outputs = re.search(r"(?m)^  wait_runpod: (\{.*\})$", show)
+        self.assertIsNotNone(outputs, show)
+        wait = json.loads(outputs.group(1))
+        self.assertEqual(wait["final_status"], "EXITED")
+        self.assertEqual(wait["done_status"], "ok")
+        self.assertEqual(wait["exit_code"], 0)
+        self.assertEqual(wait["metrics"], {"loss": 0.4, "acc": 0.8})
+        self.assertTrue(wait["last_status_change"].startswith("Exited by user"), wait)
+        self.assertGreater(wait["cost_usd"], 0)
+        logs = self.podflow("runs", "logs", run_id, "wait_runpod", expect=0).stdout
+        self.assertIn("epoch 1", logs)
+        self.assertEqual(logs.count("podflow.metric name=loss value=0.7 step=2"), 1, logs)
+        self.assertEqual(self.live_pods(), [])
+
+
+class WaitRestartingContainerTest(WaitTestBase):
+    # The program exits without stopping its pod: RunPod restarts it, so only the timeout ends it.
+    script = "time_scale: 50\n" + WAIT_GPU + textwrap.dedent("""\
+        pod:
+          on_exit: restart
+          restart_delay_seconds: 2
+          lines:
+            - podflow.metric name=loss value=0.9 step=1
+            - podflow.metric name=loss value=0.5 step=2
+        """)
+
+    def test_the_task_timeout_ends_the_wait_and_terminate_still_ends_the_pod(self):
+        run_id, show = self.run_wait(expect=1, wait_extra="timeout: 2s")
+        self.assertRegex(show, r"(?m)^wait_runpod\s+failed")
+        self.assertIn("error (timeout)", show)
+        self.assertRegex(show, r"(?m)^terminate_runpod\s+success")
+        # Lines repeated after each restart are the same points, not new ones.
+        self.assertIn("wait_runpod.loss = 0.5 at step 2 (2 points)", show)
+        pods = self.sim.state()["pods"]
+        self.assertEqual(len(pods), 1)
+        self.assertGreater(pods[0]["containerStarts"], 1, "the container must have restarted")
+        self.assertEqual(self.live_pods(), [])
+
+
+class WaitPreemptionTest(WaitTestBase):
+    script = "time_scale: 50\n" + WAIT_GPU + textwrap.dedent("""\
+        pod:
+          on_exit: keep_running
+          preempt_after_seconds: 20
+        """)
+
+    def test_a_preempted_spot_pod_fails_with_kind_preempted(self):
+        run_id, show = self.run_wait(
+            expect=1,
+            create_with="{image: img, gpu_type: NVIDIA A40, pricing: spot, bid_per_gpu: 0.3}",
+            wait_with="on_preemption: fail")
+        self.assertIn("error (preempted): spot pod", show)
+        self.assertIn("Outbid", show)
+        self.assertEqual(self.live_pods(), [])
+
+
+class WaitCostCapTest(WaitTestBase):
+    # An hour of pod time per real second: $0.44 a second.
+    script = "time_scale: 3600\n" + WAIT_GPU + textwrap.dedent("""\
+        pod:
+          on_exit: keep_running
+        """)
+
+    def test_exceeding_max_cost_stops_the_pod_and_fails_with_kind_cost_cap(self):
+        run_id, show = self.run_wait(expect=1, wait_with="max_cost_usd: 0.5")
+        self.assertIn("error (cost_cap): pod", show)
+        self.assertIn("over max_cost_usd $0.5; stopped it", show)
+        state = self.sim.state()
+        stops = [r for r in state["requests"]
+                 if r.get("route") == "POST /v2/pods/{id}/action"]
+        self.assertGreaterEqual(len(stops), 1, state["request_counts"])
+        self.assertEqual(self.live_pods(), [])
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -422,7 +422,9 @@ Json Core::graphql_pod(const Pod& pod, double t) const {
   Json runtime = nullptr;
   if (has_runtime(pod, t)) {
     Json rports = Json::array();
-    for (const auto& p : rest_pod(pod, t)["runtime"]["ports"]) {
+    // Named: a range-for over a member of a temporary reads freed memory.
+    const Json rest = rest_pod(pod, t);
+    for (const auto& p : rest["runtime"]["ports"]) {
       rports.push_back({{"ip", p["ip"]},
                         {"isIpPublic", !p["ip"].is_null()},
                         {"privatePort", p["private"]},
