@@ -72,8 +72,8 @@ bool value_type_fits(ValueType from, ValueType to) {
 }
 
 bool RetryPolicy::retries_kind(ErrorKind kind) const {
-  if (retry_on.empty()) return retried_by_default(kind);
-  return std::find(retry_on.begin(), retry_on.end(), kind) != retry_on.end();
+  if (!retried_by_default(kind)) return false;
+  return !retry_on || std::find(retry_on->begin(), retry_on->end(), kind) != retry_on->end();
 }
 
 const TaskSpec* Workflow::find_task(std::string_view id) const {

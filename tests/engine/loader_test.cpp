@@ -323,3 +323,18 @@ TEST_CASE("Loader.param_values_respect_minimum_maximum_and_enum" * doctest::time
   CHECK(check_param_value(mode, Json(3)) == "param 'mode' must be a string, got 3");
   CHECK(check_param_value(batch, Json(2.5)) == "param 'batch_size' must be an integer, got 2.5");
 }
+
+TEST_CASE("Loader.refused_secret_params_never_show_their_value" * doctest::timeout(10)) {
+  ParamSpec pin = param("pin", ValueType::integer);
+  pin.secret = true;
+  pin.minimum = 1000;
+  CHECK(std::get<std::string>(parse_param_value(pin, "hunter2")) ==
+        "param 'pin' must be an integer, got a value that is not shown (secret param)");
+  CHECK(std::get<std::string>(parse_param_value(pin, "42")) ==
+        "param 'pin' must be at least 1000, got ***");
+  ParamSpec region = param("region", ValueType::string);
+  region.secret = true;
+  region.allowed = {"eu", "us"};
+  CHECK(std::get<std::string>(parse_param_value(region, "mars-base-7")) ==
+        "param 'region' must be one of 'eu', 'us', got ***");
+}

@@ -44,7 +44,9 @@ struct RetryPolicy {
   Millis retry_delay = std::chrono::seconds(30);
   double retry_backoff = 2.0;  // factor applied per try
   Millis max_retry_delay = std::chrono::minutes(10);
-  std::vector<ErrorKind> retry_on;  // empty: the default table (retried_by_default)
+  // Unset: the default table (retried_by_default). Set: only these kinds, a subset of the table
+  // (the loader refuses kinds that are never retried); an empty list retries nothing.
+  std::optional<std::vector<ErrorKind>> retry_on;
 
   bool retries_kind(ErrorKind kind) const;
 };
