@@ -48,6 +48,7 @@ struct Pod {
   std::optional<double> stopped_at;
   std::size_t next_line = 0;
   int container_starts = 0;
+  int preemptions = 0;
   std::string last_status_change;
   std::vector<LogEntry> logs;
   std::uint64_t next_seq = 1;

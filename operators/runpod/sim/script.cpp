@@ -157,7 +157,7 @@ std::optional<std::string> parse_script(const Json& json, Script& out) {
     const auto& p = json["pod"];
     r.keys(p, "script.pod",
            {"provision_seconds", "start_seconds", "line_interval_seconds", "run_seconds",
-            "restart_delay_seconds", "on_exit", "preempt_after_seconds", "lines"});
+            "restart_delay_seconds", "on_exit", "preempt_after_seconds", "preempt_times", "lines"});
     auto& l = out.lifecycle;
     r.number(p, "provision_seconds", l.provision_seconds, "script.pod");
     r.number(p, "start_seconds", l.start_seconds, "script.pod");
@@ -169,6 +169,15 @@ std::optional<std::string> parse_script(const Json& json, Script& out) {
       double after = 0;
       r.number(p, "preempt_after_seconds", after, "script.pod");
       l.preempt_after_seconds = after;
+    }
+    if (r.error.empty() && p.contains("preempt_times")) {
+      double times = 0;
+      r.number(p, "preempt_times", times, "script.pod");
+      if (r.error.empty() &&
+          (times < 0 || times != static_cast<double>(static_cast<std::int64_t>(times)))) {
+        r.error = "script.pod.preempt_times: must be a whole number >= 0";
+      }
+      l.preempt_times = static_cast<std::int64_t>(times);
     }
     std::string on_exit = "stop_pod";
     r.text(p, "on_exit", on_exit, "script.pod");

@@ -35,6 +35,7 @@ struct LifecycleSpec {
   double restart_delay_seconds = 1;
   OnExit on_exit = OnExit::stop_pod;
   std::optional<double> preempt_after_seconds;  // spot pods only, counted from create/resume
+  std::int64_t preempt_times = -1;  // how often one pod is preempted; -1: after every (re)start
   std::vector<std::string> lines;
 };
 
