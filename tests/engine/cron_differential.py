@@ -195,7 +195,7 @@ def croniter_times(expr, epoch, zone, count):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("oracle")
-    parser.add_argument("--count", type=int, default=3000)
+    parser.add_argument("--count", type=int, default=5000)  # about 3,000 on UTC
     parser.add_argument("--seed", type=int, default=20260329)
     parser.add_argument("--fires", type=int, default=5)
     args = parser.parse_args()
