@@ -264,17 +264,20 @@ int lowest_bit_from(std::uint64_t bits, int from) {
 
 }  // namespace
 
-std::variant<CronSchedule, CronParseError> CronSchedule::parse(std::string_view expression) {
+std::variant<CronSchedule, std::vector<CronParseError>> CronSchedule::parse_all(
+    std::string_view expression) {
   std::vector<Token> fields = split_fields(expression);
   if (fields.empty()) {
-    return CronParseError{0, "empty cron expression; write 5 fields " + std::string(kFieldOrder) +
-                                 " such as '0 3 * * *', or a macro such as @daily"};
+    return std::vector<CronParseError>{
+        CronParseError{0, "empty cron expression; write 5 fields " + std::string(kFieldOrder) +
+                              " such as '0 3 * * *', or a macro such as @daily"}};
   }
 
   std::string expanded_storage;
   if (fields.size() > 1 && fields[0].text.starts_with('@')) {
-    return CronParseError{fields[1].offset, "a macro such as " + std::string(fields[0].text) +
-                                                " stands alone; remove what follows it"};
+    return std::vector<CronParseError>{
+        CronParseError{fields[1].offset, "a macro such as " + std::string(fields[0].text) +
+                                             " stands alone; remove what follows it"}};
   }
   if (fields[0].text.starts_with('@')) {
     const std::string lower = [&] {
@@ -283,46 +286,47 @@ std::variant<CronSchedule, CronParseError> CronSchedule::parse(std::string_view 
       return out;
     }();
     if (lower == "@reboot") {
-      return CronParseError{fields[0].offset,
-                            "@reboot is not supported: podflow has no boot-time runs; use a "
-                            "schedule such as @daily, or start the run with `podflow run`"};
+      return std::vector<CronParseError>{
+          CronParseError{fields[0].offset,
+                         "@reboot is not supported: podflow has no boot-time runs; use a "
+                         "schedule such as @daily, or start the run with `podflow run`"}};
     }
     for (const Macro& macro : kMacros) {
       if (macro.name == lower) expanded_storage = macro.expansion;
     }
     if (expanded_storage.empty()) {
-      return CronParseError{fields[0].offset,
-                            "unknown macro '" + std::string(fields[0].text) +
+      return std::vector<CronParseError>{CronParseError{
+          fields[0].offset, "unknown macro '" + std::string(fields[0].text) +
                                 "'; use one of @hourly @daily @midnight @weekly @monthly @yearly "
                                 "@annually, or 5 fields " +
-                                std::string(kFieldOrder)};
+                                std::string(kFieldOrder)}};
     }
     // The expansion's offsets are meaningless to the user: errors cannot happen in it anyway.
     fields = split_fields(expanded_storage);
   }
 
   if (fields.size() == 6) {
-    return CronParseError{fields[0].offset, "6 fields given; podflow uses 5-field cron " +
-                                                std::string(kFieldOrder) +
-                                                ", seconds are not supported"};
+    return std::vector<CronParseError>{CronParseError{
+        fields[0].offset, "6 fields given; podflow uses 5-field cron " + std::string(kFieldOrder) +
+                              ", seconds are not supported"}};
   }
   if (fields.size() != 5) {
-    return CronParseError{fields[0].offset, std::to_string(fields.size()) + " field" +
-                                                (fields.size() == 1 ? "" : "s") +
-                                                " given; podflow uses 5-field cron " +
-                                                std::string(kFieldOrder) +
-                                                ", for example '0 3 * * *'"};
+    return std::vector<CronParseError>{CronParseError{
+        fields[0].offset, std::to_string(fields.size()) + " field" +
+                              (fields.size() == 1 ? "" : "s") +
+                              " given; podflow uses 5-field cron " + std::string(kFieldOrder) +
+                              ", for example '0 3 * * *'"}};
   }
 
   CronSchedule schedule;
   schedule.expression_ = std::string(expression);
   std::array<std::uint64_t, 5> bits{};
+  std::vector<CronParseError> errors;  // every bad field, not only the first
   for (std::size_t i = 0; i < 5; ++i) {
     FieldParser parser(kFields[i], fields[i].text);
-    if (auto error = parser.parse(bits[i])) {
-      return CronParseError{fields[i].offset, std::move(*error)};
-    }
+    if (auto error = parser.parse(bits[i])) errors.push_back({fields[i].offset, std::move(*error)});
   }
+  if (!errors.empty()) return errors;
   schedule.minutes_ = bits[0];
   schedule.hours_ = static_cast<std::uint32_t>(bits[1]);
   schedule.days_of_month_ = static_cast<std::uint32_t>(bits[2]);
@@ -337,6 +341,18 @@ std::variant<CronSchedule, CronParseError> CronSchedule::parse(std::string_view 
   // elapsed time across DST changes; any other is a wall-clock schedule (see next_after).
   schedule.hour_star_ = schedule.hours_ == (std::uint32_t{1} << 24) - 1;
   return schedule;
+}
+
+std::variant<CronSchedule, CronParseError> CronSchedule::parse(std::string_view expression) {
+  auto parsed = parse_all(expression);
+  if (auto* errors = std::get_if<std::vector<CronParseError>>(&parsed)) return errors->front();
+  return std::get<CronSchedule>(std::move(parsed));
+}
+
+std::vector<CronParseError> CronSchedule::problems(std::string_view expression) {
+  auto parsed = parse_all(expression);
+  if (auto* errors = std::get_if<std::vector<CronParseError>>(&parsed)) return std::move(*errors);
+  return {};
 }
 
 bool CronSchedule::day_matches(unsigned day_of_month, unsigned weekday) const {

@@ -519,6 +519,16 @@ class Loader {
     bool ok = true;
     for (const auto& [name, item] : *items) {
       if (auto kind = parse_error_kind(name)) {
+        if (!retried_by_default(*kind)) {
+          std::vector<std::string> final_kinds;
+          for (const auto k : all_error_kinds()) {
+            if (!retried_by_default(k)) final_kinds.emplace_back(to_string(k));
+          }
+          error(item, what + " lists '" + name + "', which is never retried (" + join(final_kinds) +
+                          " are final); remove it");
+          ok = false;
+          continue;
+        }
         out.push_back(*kind);
         continue;
       }
@@ -576,9 +586,13 @@ class Loader {
         if (auto text = get_string(value, "description")) workflow_.description = *text;
       } else if (key == "schedule") {
         if (auto text = get_string(value, "schedule")) {
-          auto parsed = CronSchedule::parse(*text);
-          if (auto* bad = std::get_if<CronParseError>(&parsed)) {
-            error(value, "schedule \"" + *text + "\": " + bad->message);
+          // Each bad field is reported at its own column (a quoted value starts one later).
+          const YAML::Mark mark = value.Mark();
+          const int quote = is_plain(value) ? 0 : 1;
+          for (const auto& bad : CronSchedule::problems(*text)) {
+            YAML::Mark at = mark;
+            at.column += quote + bad.offset;
+            error_at(at, "schedule \"" + *text + "\": " + bad.message);
           }
           workflow_.schedule = *text;
         }
@@ -917,7 +931,7 @@ class Loader {
         if (auto v = get_duration(value, what)) spec.retry.max_retry_delay = *v;
       } else if (entry.key == "retry_on") {
         source.sets_retry_on = true;
-        if (auto v = get_error_kinds(value, what)) spec.retry.retry_on = std::move(*v);
+        if (auto v = get_error_kinds(value, what)) spec.retry.retry_on = std::move(v);
       } else if (entry.key == "timeout") {
         source.sets_timeout = true;
         spec.timeout = get_duration(value, what);
@@ -1365,7 +1379,9 @@ LoadResult load_workflow_file(const std::filesystem::path& path,
 
 std::variant<Json, std::string> parse_param_value(const ParamSpec& spec, std::string_view text) {
   const std::string prefix = "param '" + spec.name + "' must be ";
-  const std::string got = ", got '" + std::string(text) + "'";
+  // A secret's value never appears in a message, even when it is wrong.
+  const std::string got = spec.secret ? ", got a value that is not shown (secret param)"
+                                      : ", got '" + std::string(text) + "'";
   Json value;
   switch (spec.type) {
     case ValueType::string:
@@ -1426,21 +1442,22 @@ std::variant<Json, std::string> parse_param_value(const ParamSpec& spec, std::st
 
 std::optional<std::string> check_param_value(const ParamSpec& spec, const Json& value) {
   const std::string prefix = "param '" + spec.name + "' must be ";
-  if (!json_fits(value, spec.type)) return prefix + type_phrase(spec.type) + ", got " + show(value);
+  const std::string got = ", got " + (spec.secret ? std::string("***") : show(value));
+  if (!json_fits(value, spec.type)) return prefix + type_phrase(spec.type) + got;
   if (value.is_number()) {
     const double number = value.get<double>();
     if (spec.minimum && number < *spec.minimum) {
-      return prefix + "at least " + show_number(*spec.minimum) + ", got " + value.dump();
+      return prefix + "at least " + show_number(*spec.minimum) + got;
     }
     if (spec.maximum && number > *spec.maximum) {
-      return prefix + "at most " + show_number(*spec.maximum) + ", got " + value.dump();
+      return prefix + "at most " + show_number(*spec.maximum) + got;
     }
   }
   if (!spec.allowed.empty() &&
       std::find(spec.allowed.begin(), spec.allowed.end(), value) == spec.allowed.end()) {
     std::vector<std::string> shown;
     for (const auto& allowed : spec.allowed) shown.push_back(show(allowed));
-    return prefix + "one of " + join(shown) + ", got " + show(value);
+    return prefix + "one of " + join(shown) + got;
   }
   return std::nullopt;
 }

@@ -21,7 +21,9 @@ struct CronParseError {
 
 class CronSchedule {
  public:
+  // The first problem of a bad expression; problems() lists each bad field.
   static std::variant<CronSchedule, CronParseError> parse(std::string_view expression);
+  static std::vector<CronParseError> problems(std::string_view expression);
 
   // The first fire time strictly after `after`, evaluated in `time_zone` (an IANA name; must exist:
   // check with is_known_time_zone first). nullopt when the expression can never fire (Feb 30).
@@ -47,6 +49,8 @@ class CronSchedule {
   bool day_matches(unsigned day_of_month, unsigned weekday) const;  // weekday: Sunday 0
   std::optional<std::chrono::seconds> next_local_match(std::chrono::seconds from,
                                                        std::chrono::seconds limit) const;
+  static std::variant<CronSchedule, std::vector<CronParseError>> parse_all(
+      std::string_view expression);
   friend struct CronScheduleAccess;
 };
 
