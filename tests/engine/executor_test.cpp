@@ -39,8 +39,8 @@ struct StartLog {
   }
 };
 
-// test.op: `fail_times` tries fail with `kind`, then it succeeds with `outputs`; `hang: true` waits
-// until cancelled.
+// test.op: `fail_times` tries fail with `kind`, then it succeeds with `outputs`; `hang: true` (or
+// the first `hang_tries` tries) waits until cancelled.
 class TestOperator final : public Operator {
  public:
   explicit TestOperator(std::shared_ptr<StartLog> log) : log_(std::move(log)) {
@@ -49,6 +49,7 @@ class TestOperator final : public Operator {
                     {"kind", ValueType::string, false, "task_failed", ""},
                     {"retry_after_ms", ValueType::integer, false, 0, ""},
                     {"hang", ValueType::boolean, false, false, ""},
+                    {"hang_tries", ValueType::integer, false, 0, ""},
                     {"value", ValueType::any, false, nullptr, ""}};
     schema_.open_outputs = true;
   }
@@ -57,7 +58,7 @@ class TestOperator final : public Operator {
   asio::awaitable<TaskOutcome> execute(TaskContext ctx) const override {
     log_->add(ctx);
     ctx.log->write("try " + std::to_string(ctx.try_number) + " of " + ctx.task_id + "\n");
-    if (ctx.args.value("hang", false)) {
+    if (ctx.args.value("hang", false) || ctx.try_number <= ctx.args.value("hang_tries", 0)) {
       asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::hours(24));
       co_await timer.async_wait(asio::use_awaitable);  // throws operation_aborted when cancelled
     }
@@ -221,6 +222,7 @@ TEST_CASE("Executor.trigger rules decide the downstream state" * doctest::timeou
       {TriggerRule::all_success, {"ok", "skip"}, TaskState::skipped},
       {TriggerRule::all_failed, {"fail", "fail"}, TaskState::success},
       {TriggerRule::all_failed, {"ok", "fail"}, TaskState::skipped},
+      {TriggerRule::all_failed, {"fail", "skip"}, TaskState::skipped},
       {TriggerRule::all_done, {"ok", "fail"}, TaskState::success},
       {TriggerRule::all_done, {"skip", "fail"}, TaskState::success},
       {TriggerRule::one_success, {"ok", "fail"}, TaskState::success},
@@ -228,8 +230,10 @@ TEST_CASE("Executor.trigger rules decide the downstream state" * doctest::timeou
       {TriggerRule::one_success, {"skip", "skip"}, TaskState::skipped},
       {TriggerRule::one_failed, {"ok", "fail"}, TaskState::success},
       {TriggerRule::one_failed, {"ok", "ok"}, TaskState::skipped},
+      {TriggerRule::one_failed, {"skip", "fail"}, TaskState::success},
       {TriggerRule::none_failed, {"ok", "skip"}, TaskState::success},
       {TriggerRule::none_failed, {"ok", "fail"}, TaskState::upstream_failed},
+      {TriggerRule::none_failed, {"skip", "skip"}, TaskState::success},
       {TriggerRule::none_failed_min_one_success, {"ok", "skip"}, TaskState::success},
       {TriggerRule::none_failed_min_one_success, {"skip", "skip"}, TaskState::skipped},
       {TriggerRule::none_failed_min_one_success, {"fail", "ok"}, TaskState::upstream_failed},
@@ -254,6 +258,73 @@ TEST_CASE("Executor.trigger rules decide the downstream state" * doctest::timeou
     run->wait();
     CHECK(h.task("down").state == c.expected);
   }
+}
+
+TEST_CASE("Executor.one_success and one_failed decide without waiting for the rest" *
+          doctest::timeout(30)) {
+  for (const auto rule : {TriggerRule::one_success, TriggerRule::one_failed}) {
+    CAPTURE(to_string(rule));
+    Harness h;
+    const Json first = rule == TriggerRule::one_success ? Json::object() : kFail;
+    auto run = h.start(h.workflow({{"quick", {}, first},
+                                   {"slow", {}, Json{{"hang", true}}},
+                                   {"down", {"quick", "slow"}, {}, rule}}));
+    // `slow` never ends on its own: `down` can only finish because one upstream was enough.
+    REQUIRE(h.recorder->wait_for("down", TaskState::success));
+    CHECK(h.task("slow").state == TaskState::running);
+    run->cancel();
+    CHECK(run->wait().state == RunState::cancelled);
+  }
+}
+
+TEST_CASE("Executor.all_done and always wait for an upstream that is still running" *
+          doctest::timeout(30)) {
+  for (const auto rule : {TriggerRule::all_done, TriggerRule::always}) {
+    CAPTURE(to_string(rule));
+    Harness h;
+    auto run = h.start(h.workflow({{"quick", {}, kFail},
+                                   {"slow", {}, Json{{"hang", true}}},
+                                   {"cleanup", {"quick", "slow"}, {}, rule}}));
+    REQUIRE(h.recorder->wait_for("quick", TaskState::failed));
+    REQUIRE(h.recorder->wait_for("slow", TaskState::running));
+    // Deciding on `quick`'s end happened in the event that recorded it: `cleanup` stays waiting
+    // (Airflow's `always` would have started it). Cancelling ends `slow`, and then it runs.
+    CHECK(h.task("cleanup").state == TaskState::none);
+    run->cancel();
+    CHECK(run->wait().state == RunState::cancelled);
+    CHECK(h.task("cleanup").state == TaskState::success);
+    CHECK(h.starts->snapshot().back() == "cleanup#1");
+  }
+}
+
+TEST_CASE("Executor.a timed-out try is retried" * doctest::timeout(30)) {
+  Harness h;
+  auto run = h.start(
+      h.workflow({{"slow", {}, Json{{"hang_tries", 1}}, TriggerRule::all_success, 1, Millis(5s)}}));
+  REQUIRE(h.recorder->wait_for("slow", TaskState::running));
+  h.clock->advance(5s);
+  REQUIRE(h.recorder->wait_for("slow", TaskState::up_for_retry));
+  h.clock->advance(10s);
+  CHECK(run->wait().state == RunState::success);
+  const auto tries = h.store->get_tries("run1", "slow");
+  REQUIRE(tries.size() == 2);
+  CHECK(tries[0].error_kind == "timeout");
+  CHECK(tries[1].state == TaskState::success);
+}
+
+TEST_CASE("Executor.a cleanup task keeps its retries after a cancel" * doctest::timeout(30)) {
+  Harness h;
+  auto run = h.start(
+      h.workflow({{"train", {}, Json{{"hang", true}}},
+                  {"terminate", {"train"}, Json{{"fail_times", 1}}, TriggerRule::all_done, 2}}));
+  REQUIRE(h.recorder->wait_for("train", TaskState::running));
+  run->cancel();
+  REQUIRE(h.recorder->wait_for("terminate", TaskState::up_for_retry));
+  h.clock->advance(10s);
+  const auto final_record = run->wait();
+  CHECK(final_record.state == RunState::cancelled);
+  CHECK(h.task("terminate").state == TaskState::success);
+  CHECK(h.task("terminate").try_number == 2);
 }
 
 TEST_CASE("Executor.a failed task fails the run even when an all_done leaf succeeds" *
@@ -309,10 +380,30 @@ TEST_CASE("Executor.retry_on narrows the retried kinds" * doctest::timeout(30)) 
   Harness h;
   auto wf = h.workflow(
       {{"t", {}, Json{{"fail_times", 5}, {"kind", "server"}}, TriggerRule::all_success, 3}});
-  wf->tasks[0].retry.retry_on = {ErrorKind::network};
+  wf->tasks[0].retry.retry_on = std::vector<ErrorKind>{ErrorKind::network};
   auto run = h.start(wf);
   CHECK(run->wait().state == RunState::failed);
   CHECK(h.task("t").try_number == 1);
+}
+
+TEST_CASE("Executor.the default retry table and retry_on" * doctest::timeout(5)) {
+  using enum ErrorKind;
+  const std::vector<ErrorKind> retried = {task_failed,  timeout,  network,  server,
+                                          rate_limited, capacity, preempted};
+  RetryPolicy policy;
+  for (const auto kind : all_error_kinds()) {
+    CAPTURE(to_string(kind));
+    const bool expected = std::find(retried.begin(), retried.end(), kind) != retried.end();
+    CHECK(retried_by_default(kind) == expected);
+    CHECK(policy.retries_kind(kind) == expected);
+  }
+  CHECK(all_error_kinds().size() == 12);
+  policy.retry_on = std::vector<ErrorKind>{timeout, auth};  // the loader refuses auth here
+  CHECK(policy.retries_kind(timeout));
+  CHECK_FALSE(policy.retries_kind(network));
+  CHECK_FALSE(policy.retries_kind(auth));
+  policy.retry_on = std::vector<ErrorKind>{};  // `retry_on: []`: nothing is retried
+  CHECK_FALSE(policy.retries_kind(task_failed));
 }
 
 TEST_CASE("Executor.rate limited tries wait at least Retry-After" * doctest::timeout(30)) {
