@@ -170,13 +170,15 @@ int drive_run(const std::function<std::shared_ptr<RunHandle>(Executor&)>& start_
   options.home = podflow_home();
   options.owner = owner;
   Executor executor(pool.get_executor(), store, make_system_clock(), options);
+  // Installed before the run starts: a Ctrl-C during start-up is queued here and cancels the run
+  // (cleanup included) instead of killing the process the default way.
+  asio::signal_set signals(pool.get_executor(), SIGINT, SIGTERM);
   auto handle = start_run(executor);
   if (!handle) {
     pool.stop();
     pool.join();
     return kExitBadInput;
   }
-  asio::signal_set signals(pool.get_executor(), SIGINT, SIGTERM);
   int interrupts = 0;
   std::function<void(const boost::system::error_code&, int)> on_signal =
       [&](const boost::system::error_code& ec, int signal_number) {
@@ -311,7 +313,7 @@ int cmd_run(const std::string& file, const std::vector<std::string>& param_args,
       if (spec == nullptr || !spec->secret) {
         std::cerr << "podflow run --resume: only secret params can be given again (a run keeps the "
                      "params it started with); '"
-                  << arg << "' is not one\n";
+                  << arg.substr(0, eq) << "' is not one\n";
         return kExitBadInput;
       }
       auto value = parse_param_value(*spec, arg.substr(eq + 1));
