@@ -44,6 +44,17 @@ struct Candidate {
   }
 };
 
+// What the resource record keeps of a candidate, so a retry that adopts the pod reports the
+// pricing, cloud and bid it was created with.
+Json to_json(const Candidate& c) {
+  return Json{{"gpu_type", c.gpu_type},
+              {"cloud_type", c.cloud_type},
+              {"pricing", c.pricing},
+              {"bid_per_gpu", c.bid_per_gpu ? Json(*c.bid_per_gpu) : Json(nullptr)},
+              {"gpu_count", c.gpu_count},
+              {"data_center", c.data_center}};
+}
+
 // Reads one candidate; `error` names the problem.
 std::optional<Candidate> read_candidate(const Json& object, std::string& error) {
   if (!object.is_object()) {
@@ -91,6 +102,18 @@ std::optional<Candidate> read_candidate(const Json& object, std::string& error) 
   }
   c.data_center = object.value("data_center", std::string());
   return c;
+}
+
+std::optional<Candidate> candidate_from_json(const Json& object) {
+  if (!object.is_object()) return std::nullopt;
+  Json compact = Json::object();
+  for (const auto& [key, value] : object.items()) {
+    if (!value.is_null() && !(value.is_string() && value.get<std::string>().empty())) {
+      compact[key] = value;
+    }
+  }
+  std::string error;
+  return read_candidate(compact, error);
 }
 
 // The candidates to try, in order: `candidates:` or the shorthand keys directly under `with:`.
@@ -276,13 +299,19 @@ class CreateOperator final : public engine::Operator {
       intent.kind = std::string(kPodKind);
       intent.name = name;
       intent.state = "intent";
-      intent.detail = Json{{"candidate", candidate.describe()}};
+      intent.detail =
+          Json{{"candidate", candidate.describe()}, {"candidate_spec", to_json(candidate)}};
       if (auto ec = co_await ctx.recorder->record_resource(intent)) {
         co_return TaskOutcome::failure(ErrorKind::task_failed,
                                        "could not record the pod intent: " + ec.message());
       }
       PodSpec spec = spec_for(args, candidate, name);
-      if (terminate_after && api->graphql_enabled()) spec.terminate_after = *terminate_after;
+      if (terminate_after && api->graphql_enabled()) {
+        spec.terminate_after = *terminate_after;
+      } else if (terminate_after) {
+        log("warning: terminate_after needs RunPod's GraphQL API, which is off: pod " + name +
+            " gets no server-side backstop");
+      }
       // Plain statements, not `?:`: GCC 12 miscompiles co_await inside a conditional expression.
       Result<Pod> created = RunPodError{};
       if (candidate.pricing == "spot") {
@@ -335,19 +364,42 @@ class CreateOperator final : public engine::Operator {
       if (resource.kind != kPodKind || resource.try_number >= ctx.try_number) continue;
       if (resource.state != "intent" && resource.state != "created") continue;
       std::optional<Pod> pod;
+      // Only a definite "no such pod" lets this try create one: a look-up that failed (429, 5xx,
+      // timeout) fails the try, which is retried, instead of risking a second pod.
+      std::optional<RunPodError> lookup_error;
       if (!resource.external_id.empty()) {
         auto got = co_await api.get_pod(resource.external_id);
-        if (auto* p = std::get_if<Pod>(&got)) pod = *p;
+        if (auto* p = std::get_if<Pod>(&got)) {
+          pod = *p;
+        } else if (auto& error = std::get<RunPodError>(got); !error.not_found) {
+          lookup_error = error;
+        }
       } else {
         auto found = co_await api.find_pod_by_name(resource.name);
-        if (auto* p = std::get_if<std::optional<Pod>>(&found)) pod = *p;
+        if (auto* p = std::get_if<std::optional<Pod>>(&found)) {
+          pod = *p;
+        } else {
+          lookup_error = std::get<RunPodError>(found);
+        }
+      }
+      if (lookup_error) {
+        log("could not tell whether try " + std::to_string(resource.try_number) + "'s pod (" +
+            resource.name + ") still exists: " + lookup_error->message +
+            "; not creating another until it can be looked up");
+        co_return failure(*lookup_error);
       }
       if (!pod || !is_alive(*pod)) continue;
       log("try " + std::to_string(resource.try_number) + " already created pod " + pod->id + " (" +
           resource.name + "); using it instead of creating another");
+      const Json detail = resource.detail.is_object() ? resource.detail : Json::object();
+      if (detail.contains("api") && detail["api"].is_string()) pod->api = detail["api"];
       Candidate candidate;
-      candidate.gpu_type = pod->gpu_type_id;
-      candidate.gpu_count = pod->gpu_count;
+      if (auto recorded = candidate_from_json(detail.value("candidate_spec", Json()))) {
+        candidate = *recorded;
+      } else {
+        candidate.gpu_type = pod->gpu_type_id;
+        candidate.gpu_count = pod->gpu_count;
+      }
       co_return co_await finish(ctx, api, *pod, resource.name, candidate, log);
     }
     co_return std::nullopt;
@@ -362,7 +414,9 @@ class CreateOperator final : public engine::Operator {
     created.name = name;
     created.external_id = pod.id;
     created.state = "created";
-    created.detail = Json{{"candidate", candidate.describe()}};
+    created.detail = Json{{"candidate", candidate.describe()},
+                          {"candidate_spec", to_json(candidate)},
+                          {"api", pod.api}};
     // The pod exists either way; a failed record is logged, and terminate still finds it by name.
     if (auto ec = co_await ctx.recorder->record_resource(created)) {
       log("warning: could not record pod " + pod.id + ": " + ec.message());

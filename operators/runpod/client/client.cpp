@@ -163,8 +163,9 @@ struct Call {
 asio::awaitable<Result<Pod>> Client::create_pod(PodSpec spec) const {
   Call call{config_, "create pod " + spec.name};
   if (!spec.terminate_after.empty()) {
-    warn("RunPod REST v2 has no terminateAfter: pod " + spec.name +
-         " gets no server-side backstop; podflow's own deadline still applies");
+    warn("RunPod REST v2 has no terminateAfter: on-demand pod " + spec.name +
+         " gets no server-side backstop; a runpod.terminate task (trigger_rule: all_done) and "
+         "`podflow reap` are what end it");
   }
   auto answer = co_await call.rest(http::verb::post, "/v2/pods", detail::rest_create_body(spec));
   if (!ok(answer)) co_return std::get<RunPodError>(std::move(answer));
