@@ -719,3 +719,46 @@ TEST_CASE("PodPoller.pod_missing_from_the_list_is_fetched_alone" * doctest::time
   CHECK(saw_live);
   CHECK(saw_gone);
 }
+
+TEST_CASE("PodPoller.a_429_holds_every_list_call_until_retry_after" * doctest::timeout(30)) {
+  // The first list call is refused for one second; polling every 20ms must still wait it out.
+  std::mutex mutex;
+  std::vector<std::chrono::steady_clock::time_point> list_times;
+  TestHttpServer server([&](const RecordedRequest& request) {
+    std::size_t calls = 0;
+    {
+      std::lock_guard lock(mutex);
+      list_times.push_back(std::chrono::steady_clock::now());
+      calls = list_times.size();
+    }
+    if (request.target != "/v2/pods") return json_reply(404, testdata("rest_404.json"));
+    if (calls == 1) {
+      auto response = json_reply(429, R"({"detail":"rate limited","status":429})");
+      response->set("Retry-After", "1");
+      return response;
+    }
+    return json_reply(200,
+                      Json{{"pods", Json::array({Json::parse(testdata("rest_pod.json"))})}}.dump());
+  });
+  auto client = std::make_shared<const Client>(config_for(server));
+  std::condition_variable changed;
+  int answers = 0;
+  bool saw_rate_limit = false;
+  IoThread io;
+  auto poller = std::make_shared<PodPoller>(io.io.get_executor(), client);
+  auto subscription = poller->subscribe("7h9k2m4n6p", 20ms, [&](const Result<Pod>& result) {
+    {
+      std::lock_guard lock(mutex);
+      if (!podflow::runpod::ok(result)) {
+        saw_rate_limit = std::get<RunPodError>(result).kind == ErrorKind::rate_limited;
+      }
+      ++answers;
+    }
+    changed.notify_all();
+  });
+  std::unique_lock lock(mutex);
+  REQUIRE(changed.wait_for(lock, 20s, [&] { return answers >= 2; }));
+  CHECK(saw_rate_limit);
+  REQUIRE(list_times.size() >= 2);
+  CHECK(list_times[1] - list_times[0] >= 1s);
+}

@@ -38,6 +38,7 @@ struct PodPoller::State {
   std::chrono::milliseconds sleeping_for{0};  // the loop's current pause between ticks
   bool stopped = false;
   std::size_t list_calls = 0;
+  Clock::time_point not_before;  // RunPod's last Retry-After: no list call before it
 };
 
 namespace {
@@ -69,6 +70,14 @@ asio::awaitable<void> poll(std::shared_ptr<PodPoller::State> state) {
       {
         std::lock_guard lock(state->mutex);
         ++state->list_calls;
+      }
+      if (const auto* error = std::get_if<RunPodError>(&listed); error && error->retry_after) {
+        // Asked to back off (429): nobody's next list call comes before RunPod allows it.
+        std::lock_guard lock(state->mutex);
+        state->not_before = Clock::now() + *error->retry_after;
+        for (auto& [id, subscriber] : state->subscribers) {
+          subscriber.next_due = std::max(subscriber.next_due, state->not_before);
+        }
       }
       std::map<std::string, Result<Pod>> answers;
       if (ok(listed)) {
@@ -170,8 +179,9 @@ PodPoller::Subscription PodPoller::subscribe(std::string pod_id, std::chrono::mi
   {
     std::lock_guard lock(state_->mutex);
     id = state_->next_id++;
-    state_->subscribers.emplace(
-        id, State::Subscriber{std::move(pod_id), interval, std::move(callback), Clock::now()});
+    state_->subscribers.emplace(id,
+                                State::Subscriber{std::move(pod_id), interval, std::move(callback),
+                                                  std::max(Clock::now(), state_->not_before)});
     spawn = !state_->running;
     state_->running = true;
     // A subscriber polling faster than the current pause wakes the loop; others get their first
