@@ -202,13 +202,15 @@ class WaitOperator final : public engine::Operator {
         {"follow_logs", ValueType::boolean, false, Json(true),
          "copy the pod's log to the task log and record metric lines"},
         {"on_preemption", ValueType::string, false, Json("fail"), "fail or resume"},
+        {"bid_per_gpu", ValueType::number, false, std::nullopt,
+         "the first bid a preempted spot pod is resumed with (default max_bid_per_gpu)"},
         {"max_bid_per_gpu", ValueType::number, false, std::nullopt,
-         "the bid a preempted spot pod is resumed with"},
+         "the highest bid: each further preemption raises the bid 25% up to it"},
         {"done_grace", ValueType::duration, false, Json("60s"),
          "after the done line, how long the pod has to exit before podflow stops it"},
     };
     schema_.outputs = {"final_status",   "done_status", "exit_code", "last_status_change",
-                       "uptime_seconds", "cost_usd",    "metrics"};
+                       "uptime_seconds", "cost_usd",    "metrics",   "preemptions"};
   }
   std::string_view name() const override { return "runpod.wait"; }
   const OperatorSchema& schema() const override { return schema_; }
@@ -267,6 +269,16 @@ class WaitOperator final : public engine::Operator {
     if (on_preemption == "resume" && !max_bid) {
       co_return TaskOutcome::failure(ErrorKind::bad_input,
                                      "on_preemption: resume needs max_bid_per_gpu");
+    }
+    // The bid of the next resume: it starts at bid_per_gpu and rises after every preemption, since
+    // being outbid again at the same price is likely.
+    std::optional<double> next_bid = max_bid;
+    if (max_bid && args.contains("bid_per_gpu") && args["bid_per_gpu"].is_number()) {
+      next_bid = args["bid_per_gpu"].get<double>();
+      if (*next_bid <= 0 || *next_bid > *max_bid) {
+        co_return TaskOutcome::failure(ErrorKind::bad_input,
+                                       "bid_per_gpu must be above 0 and at most max_bid_per_gpu");
+      }
     }
     const bool follow = args.value("follow_logs", true);
 
@@ -338,12 +350,15 @@ class WaitOperator final : public engine::Operator {
     double rate = 0.0;                             // last nonzero USD per hour
     long long run_seconds_before = 0;              // uptime of earlier container cycles
     long long last_uptime = 0;
+    int preemptions = 0;  // resumed after being outbid
     bool ever_started = false;
     Pod last_pod;
     std::string last_status_change;
     std::optional<TaskOutcome> verdict;
     bool cancelled = false;
     std::string last_poll_error;
+    int facts_failures = 0;  // GraphQL could not say why the pod exited
+    constexpr int kFactsAttempts = 3;
 
     auto uptime_total = [&] { return run_seconds_before + last_uptime; };
     auto cost = [&] { return rate * static_cast<double>(uptime_total()) / 3600.0; };
@@ -417,6 +432,15 @@ class WaitOperator final : public engine::Operator {
             if (auto* f = std::get_if<PodFacts>(&facts)) {
               last_status_change = f->last_status_change;
               if (!f->warning.empty()) state->write("warning: " + f->warning);
+            } else if (++facts_failures <= kFactsAttempts) {
+              // Without the facts a preempted spot pod would pass for one that finished: ask
+              // again at the next poll before deciding.
+              state->write("could not read why pod " + pod_id +
+                           " exited: " + std::get<RunPodError>(facts).message + "; asking again");
+              continue;
+            } else {
+              state->write("warning: still cannot read why pod " + pod_id + " exited after " +
+                           std::to_string(kFactsAttempts) + " tries; taking EXITED as the end");
             }
             if (last_status_change.starts_with("Outbid")) {
               if (on_preemption == "fail") {
@@ -425,9 +449,11 @@ class WaitOperator final : public engine::Operator {
                     "spot pod " + pod_id + " was preempted (" + last_status_change + ")");
                 break;
               }
+              const double bid = *next_bid;
+              next_bid = std::min(*max_bid, bid * 1.25);
               state->write("pod " + pod_id + " was preempted (" + last_status_change +
-                           "); resuming it with a bid of " + std::to_string(*max_bid) + " per GPU");
-              auto resumed = co_await api->bid_resume(pod_id, *max_bid, std::max(1, pod.gpu_count));
+                           "); resuming it with a bid of " + Json(bid).dump() + " per GPU");
+              auto resumed = co_await api->bid_resume(pod_id, bid, std::max(1, pod.gpu_count));
               if (auto* resume_error = std::get_if<RunPodError>(&resumed)) {
                 verdict = TaskOutcome::failure(
                     ErrorKind::preempted,
@@ -435,6 +461,7 @@ class WaitOperator final : public engine::Operator {
                         ") and could not be resumed: " + resume_error->message);
                 break;
               }
+              ++preemptions;
               state->pod_ended = false;
               if (follow && state->logs_done) {
                 state->logs_done = false;
@@ -532,6 +559,7 @@ class WaitOperator final : public engine::Operator {
         {"uptime_seconds", uptime_total()},
         {"cost_usd", cost()},
         {"metrics", metrics},
+        {"preemptions", preemptions},
     };
     co_return TaskOutcome::success(std::move(outputs));
   }

@@ -336,10 +336,12 @@ void Core::advance(Pod& pod, double until) {
         event = Event::exit;
       }
     }
-    if (pod.spot && l.preempt_after_seconds) {
+    if (pod.spot && l.preempt_after_seconds &&
+        (l.preempt_times < 0 || pod.preemptions < l.preempt_times)) {
       const double preempt_at = pod.run_started_at + *l.preempt_after_seconds;
       if (preempt_at <= until && (event == Event::none || preempt_at <= next)) {
         stop_pod(pod, preempt_at, "Outbid");
+        ++pod.preemptions;
         return;
       }
     }
@@ -519,6 +521,7 @@ Outcome Core::handle(const IncomingRequest& request) {
   }
 
   if (script_.rate_limit_every > 0 && request_count_ % script_.rate_limit_every == 0) {
+    ++rate_limited_;
     auto out = problem(429, "rate limit exceeded for the minute window");
     out.headers.emplace_back("Retry-After", std::to_string(script_.retry_after_seconds));
     out.headers.emplace_back("RateLimit",
@@ -827,6 +830,7 @@ Json Core::state_locked() {
         {"pricePerGpu", pod.price_per_gpu},
         {"costPerHr", cost_per_hr(pod)},
         {"containerStarts", pod.container_starts},
+        {"preemptions", pod.preemptions},
         {"logLines", pod.logs.size()},
         {"createdAt", iso(pod.created_at)},
         {"terminatedAt", pod.terminated_at ? Json(iso(*pod.terminated_at)) : Json(nullptr)}});
@@ -837,6 +841,7 @@ Json Core::state_locked() {
               {"now", iso(t)},
               {"pods", pods},
               {"request_counts", counts},
+              {"rate_limited", rate_limited_},
               {"requests", requests_},
               {"requests_dropped", requests_dropped_}};
 }

@@ -104,6 +104,7 @@ class Core {
   std::map<std::string, std::int64_t> route_counts_;
   Json requests_ = Json::array();
   std::int64_t request_count_ = 0;
+  std::int64_t rate_limited_ = 0;  // requests answered 429 by the script's rate_limit
   std::int64_t requests_dropped_ = 0;
   std::vector<FaultCounter> fault_counters_;
   std::mt19937_64 random_{std::random_device{}()};
