@@ -41,3 +41,11 @@ class PodflowTestCase(unittest.TestCase):
         match = re.search(r"^run (\S+) started", output, re.M)
         self.assertIsNotNone(match, output)
         return match.group(1)
+
+    def task_row(self, show_output, task):
+        """The words of `task`'s row in a `podflow runs show` table."""
+        for line in show_output.splitlines():
+            parts = line.split()
+            if parts and parts[0] == task:
+                return parts
+        self.fail(f"task {task} not in:\n{show_output}")

@@ -34,16 +34,7 @@ def wait_for(predicate, what, timeout=30):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-class CliTestCase(PodflowTestCase):
-    def task_row(self, show_output, task):
-        for line in show_output.splitlines():
-            parts = line.split()
-            if parts and parts[0] == task:
-                return parts
-        self.fail(f"task {task} not in:\n{show_output}")
-
-
-class ValidateTest(CliTestCase):
+class ValidateTest(PodflowTestCase):
     def test_valid_file_is_ok_and_bad_file_names_the_place(self):
         good = self.write("good.yaml", """\
             tasks:
@@ -65,6 +56,14 @@ class ValidateTest(CliTestCase):
         self.assertIn("ok " + good, out.stdout)
         self.assertIn("1 of 2 workflow files have errors", out.stderr)
 
+    def test_the_shipped_workflows_validate_and_the_example_runs(self):
+        # The workflows users copy, and the one `make run` runs.
+        workflows = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "workflows")
+        self.podflow("validate", workflows, expect=0)
+        out = self.podflow("run", os.path.join(workflows, "example.yaml"), expect=0)
+        self.assertRegex(out.stdout, r"(?m)^train\s+success")
+        self.assertIn("train | podflow.metric name=training_accuracy value=0.90 step=3", out.stdout)
+
     def test_bad_file_is_not_run(self):
         bad = self.write("bad.yaml", "tasks: [not, a, map]\n")
         self.podflow("run", bad, expect=2)
@@ -72,7 +71,7 @@ class ValidateTest(CliTestCase):
         self.assertEqual(len(out.stdout.strip().splitlines()), 1)  # header only
 
 
-class RunTest(CliTestCase):
+class RunTest(PodflowTestCase):
     def test_success_outputs_templates_and_history(self):
         marker = os.path.join(self.dir, "result.txt")
         wf = self.write("train.yaml", f"""\
@@ -153,6 +152,16 @@ class RunTest(CliTestCase):
         self.assertIn("at least 1", out.stderr)
         out = self.podflow("run", wf, "--param", "nope=1", expect=2)
         self.assertIn("unknown param 'nope'", out.stderr)
+        secret = self.write("secret.yaml", """\
+            params:
+              pin: {type: integer, secret: true, minimum: 1000}
+            tasks:
+              t: {operator: noop}
+            """)
+        for value in ("hunter2-long", "313"):  # not an integer; below the minimum
+            out = self.podflow("run", secret, "--param", "pin=" + value, expect=2)
+            self.assertIn("param 'pin' must be", out.stderr)
+            self.assertNotIn(value, out.stderr)
         listing = self.podflow("runs", "list", expect=0).stdout
         self.assertEqual(len(listing.strip().splitlines()), 1)
 
@@ -204,7 +213,7 @@ class RunTest(CliTestCase):
         self.assertIn('"password":"***"', show)
 
 
-class InterruptTest(CliTestCase):
+class InterruptTest(PodflowTestCase):
     def start(self, wf):
         return subprocess.Popen([PODFLOW, "run", wf], env=self.env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
@@ -212,6 +221,7 @@ class InterruptTest(CliTestCase):
     def test_ctrl_c_cancels_runs_cleanup_and_exits_130(self):
         started = os.path.join(self.dir, "started")
         cleanup = os.path.join(self.dir, "cleaned")
+        notified = os.path.join(self.dir, "notified")
         wf = self.write("c.yaml", f"""\
             tasks:
               train:
@@ -225,6 +235,11 @@ class InterruptTest(CliTestCase):
                 depends: [log]
                 trigger_rule: all_done
                 with: {{command: "touch {cleanup}"}}
+              notify:
+                operator: shell
+                depends: [train]
+                trigger_rule: always
+                with: {{command: "touch {notified}"}}
             """)
         proc = self.start(wf)
         wait_for(lambda: os.path.exists(started) and os.path.getsize(started) > 0, "train to start")
@@ -234,6 +249,8 @@ class InterruptTest(CliTestCase):
         stdout, stderr = proc.communicate(timeout=DEADLINE)
         self.assertEqual(proc.returncode, 130, stdout + stderr)
         self.assertTrue(os.path.exists(cleanup))
+        self.assertTrue(os.path.exists(notified))
+        self.assertRegex(stdout, r"(?m)^notify\s+success")
         self.assertFalse(pid_alive(train_pid))
         self.assertRegex(stdout, r"(?m)^log\s+skipped")
         self.assertRegex(stdout, r"(?m)^terminate\s+success")
@@ -322,7 +339,7 @@ class InterruptTest(CliTestCase):
             self.assertEqual(f.read().strip(), "tok-123456")
 
 
-class InspectTest(CliTestCase):
+class InspectTest(PodflowTestCase):
     def test_graph_next_version_and_help(self):
         wf = self.write("g.yaml", """\
             schedule: "30 2 * * *"

@@ -3,8 +3,10 @@
 import json
 import os
 import re
+import signal
 import sqlite3
 import subprocess
+import time
 import textwrap
 import unittest
 import urllib.request
@@ -91,6 +93,11 @@ class RunPodTest(PodflowTestCase):
                 with open(os.path.join(root, name)) as f:
                     self.assertNotIn(API_KEY, f.read())
 
+
+
+class CreateTest(RunPodTest):
+    """runpod.create, terminate, stop/start and reap on the default script."""
+
     def test_failover_to_the_next_candidate_and_terminate_by_task(self):
         wf = self.write("train.yaml", """\
             tasks:
@@ -138,6 +145,41 @@ class RunPodTest(PodflowTestCase):
         show = self.podflow("runs", "show", run_id, expect=0).stdout
         self.assertIn("error (capacity): no candidate had capacity", show)
         self.assertEqual(self.sim.state()["pods"], [])
+
+    def test_a_spot_pod_with_a_bid_reports_its_facts(self):
+        wf = self.write("spot.yaml", """\
+            tasks:
+              trigger_runpod:
+                operator: runpod.create
+                with:
+                  image: img
+                  candidates:
+                    - {gpu_type: NVIDIA RTX A4000, pricing: spot, bid_per_gpu: 0.25}
+                    - {gpu_type: NVIDIA A40, cloud_type: COMMUNITY, pricing: spot, bid_per_gpu: 0.3}
+              terminate_runpod:
+                operator: runpod.terminate
+                depends: [trigger_runpod]
+                with: {task: trigger_runpod}
+            """)
+        out = self.podflow("run", wf, expect=0)
+        run_id = self.run_id(out.stdout)
+        show = self.podflow("runs", "show", run_id, expect=0).stdout
+        outputs = json.loads(re.search(r"(?m)^  trigger_runpod: (\{.*\})$", show).group(1))
+        pods = self.sim.state()["pods"]
+        self.assertEqual(len(pods), 1, pods)
+        self.assertEqual(outputs["pod_id"], pods[0]["id"])
+        self.assertEqual(outputs["pod_type"], "INTERRUPTABLE")
+        self.assertEqual(outputs["bid_per_gpu"], 0.3)
+        self.assertEqual(outputs["cloud_type"], "COMMUNITY")
+        self.assertEqual(outputs["gpu_type"], "NVIDIA A40")
+        self.assertEqual(outputs["api"], "graphql")
+        self.assertTrue(outputs["machine_id"])
+        self.assertEqual(pods[0]["bidPerGpu"], 0.3)
+        self.assertEqual(pods[0]["cloud"], "COMMUNITY")
+        self.assertGreater(outputs["cost_per_hr"], 0)
+        logs = self.podflow("runs", "logs", run_id, "trigger_runpod", expect=0).stdout
+        self.assertRegex(logs, r"attempt 1/2 \(NVIDIA RTX A4000, SECURE, 1 GPU, spot bid 0.25\): ")
+        self.assertEqual(self.live_pods(), [])
 
 
     def sim_request(self, method, path, body=None):
@@ -267,12 +309,100 @@ class LostCreateAnswerTest(RunPodTest):
         logs = self.podflow("runs", "logs", run_id, "trigger_runpod", expect=0).stdout
         self.assertIn("but pod", logs)
 
-    # The base class's tests do not apply to this script.
-    test_failover_to_the_next_candidate_and_terminate_by_task = None
-    test_all_candidates_without_capacity_fail_with_kind_capacity = None
-    test_reap_terminates_only_this_installations_orphans = None
-    test_reap_without_an_api_key_says_how_to_set_it = None
-    test_stop_then_start_an_on_demand_pod = None
+
+class LostLookupTest(RunPodTest):
+    # The create's answer is lost and the look-ups that would find the pod fail twice: the task
+    # must keep failing rather than create a second pod, and adopt the first once it is visible.
+    script = SCRIPT + textwrap.dedent("""\
+        faults:
+          - route: POST /v2/pods
+            status: 500
+            after_handling: true
+            times: 1
+          - route: GET /v2/pods
+            status: 503
+            times: 2
+        """)
+
+    def test_a_failed_look_up_never_makes_a_second_pod(self):
+        wf = self.write("lookup.yaml", """\
+            tasks:
+              trigger_runpod:
+                operator: runpod.create
+                retries: 3
+                retry_delay: 10ms
+                with: {image: img, gpu_type: NVIDIA A40}
+              terminate_runpod:
+                operator: runpod.terminate
+                depends: [trigger_runpod]
+                trigger_rule: all_done
+                with: {task: trigger_runpod}
+            """)
+        out = self.podflow("run", wf, expect=0)
+        run_id = self.run_id(out.stdout)
+        pods = self.sim.state()["pods"]
+        self.assertEqual(len(pods), 1, pods)
+        self.assertEqual(self.live_pods(), [])
+        logs = self.podflow("runs", "logs", run_id, "trigger_runpod", "--try", "2",
+                            expect=0).stdout
+        self.assertIn("not creating another until it can be looked up", logs)
+        logs = self.podflow("runs", "logs", run_id, "trigger_runpod", "--try", "3",
+                            expect=0).stdout
+        self.assertIn("try 1 already created pod " + pods[0]["id"], logs)
+        show = self.podflow("runs", "show", run_id, expect=0).stdout
+        self.assertRegex(show, r"(?m)^trigger_runpod\s+success\s+3\b")
+
+
+class RateLimitTest(RunPodTest):
+    # Every 4th request is refused with 429: the whole create -> wait -> terminate still succeeds,
+    # with no pod left and no request sent before RunPod allowed it.
+    script = "time_scale: 50\n" + """\
+gpu_types:
+  - id: NVIDIA A40
+    name: A40
+    pool: AMPERE_48
+    memory_gb: 48
+    max_count: 8
+    price: {secure: 0.44, community: 0.35}
+    spot_price: {secure: 0.25, community: 0.20}
+    capacity: true
+pod:
+  on_exit: stop_pod
+  lines:
+    - podflow.metric name=loss value=0.5 step=1
+    - podflow.done status=ok exit=0
+rate_limit: {every: 4, retry_after_seconds: 1}
+"""
+
+    def test_rate_limited_requests_are_retried_and_nothing_is_left_running(self):
+        wf = self.write("limited.yaml", """\
+            defaults:
+              retries: 5
+              retry_delay: 10ms
+            tasks:
+              trigger_runpod:
+                operator: runpod.create
+                with: {image: img, gpu_type: NVIDIA A40}
+              wait_runpod:
+                operator: runpod.wait
+                depends: [trigger_runpod]
+                with:
+                  pod_id: "{{ tasks.trigger_runpod.outputs.pod_id }}"
+                  poll_interval: 100ms
+              terminate_runpod:
+                operator: runpod.terminate
+                depends: [wait_runpod]
+                trigger_rule: all_done
+                with: {task: trigger_runpod}
+            """)
+        out = self.podflow("run", wf, expect=0)
+        run_id = self.run_id(out.stdout)
+        state = self.sim.state()
+        self.assertEqual(len(state["pods"]), 1, state["pods"])
+        self.assertEqual(self.live_pods(), [])
+        self.assertGreater(state["rate_limited"], 0)
+        show = self.podflow("runs", "show", run_id, expect=0).stdout
+        self.assertIn('"loss":0.5', show.replace(" ", ""))
 
 
 WAIT_GPU = """\
@@ -310,10 +440,6 @@ tasks:
 
 
 class WaitTestBase(RunPodTest):
-    # The base class's tests need its own script.
-    test_failover_to_the_next_candidate_and_terminate_by_task = None
-    test_all_candidates_without_capacity_fail_with_kind_capacity = None
-
     def run_wait(self, expect, create_with="{image: img, gpu_type: NVIDIA A40}", wait_extra="",
                  wait_with=""):
         wf = self.write("wait.yaml", WAIT_WORKFLOW.format(
@@ -397,6 +523,95 @@ class WaitPreemptionTest(WaitTestBase):
             wait_with="on_preemption: fail")
         self.assertIn("error (preempted): spot pod", show)
         self.assertIn("Outbid", show)
+        self.assertEqual(self.live_pods(), [])
+
+
+class WaitPreemptionResumeTest(WaitTestBase):
+    # Outbid twice, 20 simulated seconds after each (re)start; the second resume then prints its
+    # lines and stops itself.
+    script = "time_scale: 50\n" + WAIT_GPU + textwrap.dedent("""\
+        pod:
+          on_exit: stop_pod
+          preempt_after_seconds: 20
+          preempt_times: 2
+          line_interval_seconds: 30
+          lines:
+            - podflow.metric name=loss value=0.9 step=1
+            - podflow.done status=ok exit=0
+        """)
+
+    def test_a_preempted_spot_pod_is_resumed_with_a_rising_bid_and_finishes(self):
+        run_id, show = self.run_wait(
+            expect=0,
+            create_with="{image: img, gpu_type: NVIDIA A40, pricing: spot, bid_per_gpu: 0.25}",
+            wait_with="on_preemption: resume\n      bid_per_gpu: 0.26\n      max_bid_per_gpu: 0.3")
+        self.assertRegex(show, r"(?m)^wait_runpod\s+success")
+        outputs = json.loads(re.search(r"(?m)^  wait_runpod: (\{.*\})$", show).group(1))
+        self.assertEqual(outputs["preemptions"], 2)
+        self.assertEqual(outputs["done_status"], "ok")
+        logs = self.podflow("runs", "logs", run_id, "wait_runpod", expect=0).stdout
+        # The first resume bids bid_per_gpu, the next 25% more, capped at max_bid_per_gpu.
+        self.assertIn("resuming it with a bid of 0.26 per GPU", logs)
+        self.assertIn("resuming it with a bid of 0.3 per GPU", logs)
+        state = self.sim.state()
+        self.assertEqual(state["request_counts"].get("graphql podBidResume"), 2,
+                         state["request_counts"])
+        self.assertEqual([p["preemptions"] for p in state["pods"]], [2])
+        self.assertEqual([p["bidPerGpu"] for p in state["pods"]], [0.3])
+        self.assertEqual(self.live_pods(), [])
+
+
+class WaitReattachTest(WaitTestBase):
+    # Ten metric lines half a real second apart; podflow is killed after the third and resumed.
+    script = "time_scale: 50\n" + WAIT_GPU + textwrap.dedent("""\
+        pod:
+          on_exit: stop_pod
+          line_interval_seconds: 25
+          lines:
+        """) + "".join(f"    - podflow.metric name=loss value={1 - i / 10} step={i}\n"
+                       for i in range(1, 11)) + "    - podflow.done status=ok exit=0\n"
+
+    def recorded_steps(self):
+        db_path = os.path.join(self.env["PODFLOW_HOME"], "podflow.db")
+        if not os.path.exists(db_path):
+            return []
+        with sqlite3.connect(db_path) as db:
+            return [step for step, in db.execute(
+                "SELECT step FROM metrics WHERE name = 'loss' ORDER BY step")]
+
+    def test_a_resumed_wait_continues_the_stream_without_repeating_a_point(self):
+        wf = self.write("wait.yaml", WAIT_WORKFLOW.format(
+            create_with="{image: img, gpu_type: NVIDIA A40}", wait_extra="retries: 1",
+            wait_with=""))
+        proc = subprocess.Popen([PODFLOW, "run", wf], env=self.env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + DEADLINE
+        while len(self.recorded_steps()) < 3:
+            self.assertLess(time.monotonic(), deadline, "three metric points were never recorded")
+            self.assertIsNone(proc.poll(), "podflow run ended before it was killed")
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        stdout, _ = proc.communicate(timeout=DEADLINE)
+        run_id = self.run_id(stdout)
+        before = self.recorded_steps()
+        self.assertLess(len(before), 10)
+
+        out = self.podflow("run", "--resume", run_id, expect=0)
+        self.assertIn(f"resuming run {run_id}", out.stdout)
+        self.assertEqual(self.recorded_steps(), list(range(1, 11)))
+        show = self.podflow("runs", "show", run_id, expect=0).stdout
+        self.assertEqual(self.task_row(show, "wait_runpod")[1:3], ["success", "2"])
+        outputs = json.loads(re.search(r"(?m)^  wait_runpod: (\{.*\})$", show).group(1))
+        self.assertEqual(outputs["metrics"], {"loss": 0.0})
+        # The second try streamed on from the recorded cursor. The cursor is written just after
+        # a point, so only the point the kill interrupted may come again (the store keeps it
+        # once, as checked above).
+        second = self.podflow("runs", "logs", run_id, "wait_runpod", "--try", "2", expect=0).stdout
+        self.assertIn("re-attaching to the logs of pod", second)
+        for step in before[:-1]:
+            self.assertNotIn(f"step={step}\n", second)
+        self.assertIn("step=10", second)
+        self.assertEqual(len(self.sim.state()["pods"]), 1)
         self.assertEqual(self.live_pods(), [])
 
 
