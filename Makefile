@@ -3,6 +3,7 @@ BUILD ?= build
 BUILD_TYPE ?= RelWithDebInfo
 CMAKE_ARGS ?=
 CTEST_ARGS ?=
+TARGETS ?=
 PODFLOW_HOME ?= $(CURDIR)/.podflow-home
 export PODFLOW_HOME
 
@@ -15,7 +16,7 @@ configure: deps
 	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_ARGS)
 
 build: configure
-	cmake --build $(BUILD)
+	cmake --build $(BUILD) $(if $(TARGETS),--target $(TARGETS))
 
 # Runs the example workflow in the foreground with live progress (the server arrives later).
 run: build
