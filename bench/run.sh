@@ -18,6 +18,12 @@ echo "== loader"
 echo "== store"
 "$build/bench/store_bench"
 
+echo "== the real binary: podflow run on generated noop workflows"
+python3 bench/run_binary.py "$build/app/podflow"
+
+echo "== one engine watching 1,000 pods on podflow runpod-sim (1 s poll)"
+python3 bench/watch_pods.py "$build/app/podflow"
+
 echo "== idle podflow process (a run waiting on a sleeping shell task)"
 home=$(mktemp -d)
 cat > "$home/idle.yaml" <<'YAML'
