@@ -6,7 +6,8 @@ packages=(
   libboost1.81-dev libboost-system1.81-dev libboost-url1.81-dev
   libyaml-cpp-dev libssl-dev libsqlite3-dev sqlite3 doctest-dev
   libhowardhinnant-date-dev tzdata nlohmann-json3-dev libcli11-dev
-  python3 python3-croniter python3-venv python3-graphql-core python3-jsonschema ca-certificates
+  python3 python3-croniter python3-venv python3-graphql-core python3-jsonschema python3-numpy
+  ca-certificates
 )
 missing=()
 for p in "${packages[@]}"; do
