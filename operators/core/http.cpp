@@ -204,7 +204,9 @@ asio::awaitable<TaskOutcome> run_http(engine::TaskContext ctx, HttpOptions optio
                        .body = std::move(args.body),
                        .timeout = args.timeout,
                        .body_limit = options.body_limit,
-                       .plain_http = net::PlainHttp::anywhere};
+                       .plain_http = net::PlainHttp::anywhere,
+                       .ca_file = {},
+                       .tls_verify = net::Request::TlsVerify::on};
   if (args.json_body) request.headers.emplace_back("Content-Type", "application/json");
   for (auto& header : args.headers) request.headers.push_back(std::move(header));
 
@@ -246,10 +248,7 @@ asio::awaitable<TaskOutcome> run_http(engine::TaskContext ctx, HttpOptions optio
         message += " (Retry-After: " + *value + ")";
         // The delta-seconds form tells the executor how long the next try must wait; the
         // HTTP-date form only reaches the message.
-        if (!value->empty() && value->size() < 9 &&
-            value->find_first_not_of("0123456789") == std::string::npos) {
-          retry_after = std::chrono::seconds(std::stol(*value));
-        }
+        retry_after = response.retry_after();
       }
     }
     if (!response.body.empty()) message += ": " + snippet(response.body);

@@ -177,7 +177,9 @@ asio::awaitable<Result> exchange(const urls::url& url, PlainHttp plain_http,
           body_limit);
     }
   }
-  stream.set_verify_callback(ssl::host_name_verification(host), ignored);
+  if (SSL_CTX_get_verify_mode(tls->native_handle()) != SSL_VERIFY_NONE) {
+    stream.set_verify_callback(ssl::host_name_verification(host), ignored);
+  }
   auto [handshake_error] = co_await stream.async_handshake(ssl::stream_base::client,
                                                            asio::as_tuple(asio::use_awaitable));
   if (handshake_error) co_return network_failure(progress, handshake_error, body_limit);
@@ -207,17 +209,26 @@ asio::awaitable<void> watch(asio::steady_timer& deadline) {
   }
 }
 
-std::variant<std::optional<ssl::context>, Failure> make_tls(const urls::url& url) {
+std::variant<std::optional<ssl::context>, Failure> make_tls(const urls::url& url,
+                                                            const Request& request) {
   if (ascii_lower(url.scheme()) != "https") return std::optional<ssl::context>{};
   std::optional<ssl::context> tls(std::in_place, ssl::context::tls_client);
+  if (request.tls_verify == Request::TlsVerify::off) {
+    tls->set_verify_mode(ssl::verify_none);
+    return tls;
+  }
   beast::error_code ec;
   const std::string stage = "loading the CA certificates";
-  if (const char* ca_file = std::getenv("PODFLOW_CA_FILE"); ca_file && *ca_file) {
+  const char* env_ca_file = std::getenv("PODFLOW_CA_FILE");
+  const std::string ca_file = !request.ca_file.empty() ? request.ca_file
+                              : env_ca_file            ? std::string(env_ca_file)
+                                                       : std::string();
+  if (!ca_file.empty()) {
     tls->load_verify_file(ca_file, ec);
     if (ec) {
-      return Failure{FailureKind::bad_ca_file, stage,
-                     std::string("PODFLOW_CA_FILE '") + ca_file +
-                         "' cannot be read as PEM certificates: " + ec.message()};
+      return Failure{
+          FailureKind::bad_ca_file, stage,
+          "CA file '" + ca_file + "' cannot be read as PEM certificates: " + ec.message()};
     }
   } else {
     tls->set_default_verify_paths(ec);
@@ -247,7 +258,7 @@ asio::awaitable<Result> run(Request request, ChunkSink* sink,
     co_return Failure{FailureKind::bad_url, "reading the URL",
                       "must not carry credentials (user:password@)"};
   }
-  auto tls_or_failure = make_tls(url);
+  auto tls_or_failure = make_tls(url, request);
   if (auto* failure = std::get_if<Failure>(&tls_or_failure)) co_return *failure;
   auto& tls = std::get<0>(tls_or_failure);
 
@@ -298,6 +309,15 @@ std::optional<std::string> Response::header(std::string_view lower_name) const {
     if (name == lower_name) return value;
   }
   return std::nullopt;
+}
+
+std::optional<std::chrono::milliseconds> Response::retry_after() const {
+  auto value = header("retry-after");
+  if (!value || value->empty() || value->size() >= 9 ||
+      value->find_first_not_of("0123456789") != std::string::npos) {
+    return std::nullopt;
+  }
+  return std::chrono::seconds(std::stol(*value));
 }
 
 std::string Failure::describe(std::chrono::milliseconds timeout) const {

@@ -31,6 +31,11 @@ struct Request {
   std::chrono::milliseconds timeout{30000};
   std::size_t body_limit = std::size_t{10} * 1024 * 1024;
   PlainHttp plain_http = PlainHttp::anywhere;
+  // HTTPS trust: these CA certificates (PEM) instead of PODFLOW_CA_FILE or the system's; or, with
+  // TlsVerify::off, no verification at all (only for a user who asked, as
+  // MLFLOW_TRACKING_INSECURE_TLS does).
+  std::string ca_file;
+  enum class TlsVerify { on, off } tls_verify = TlsVerify::on;
 };
 
 struct Response {
@@ -41,6 +46,8 @@ struct Response {
 
   // The first header with that (lower-case) name.
   std::optional<std::string> header(std::string_view lower_name) const;
+  // Retry-After in its delta-seconds form; the HTTP-date form (rare from APIs) is not read.
+  std::optional<std::chrono::milliseconds> retry_after() const;
 };
 
 enum class FailureKind {

@@ -28,15 +28,6 @@ std::optional<double> number_at(const Json& json, const char* key) {
   return it->get<double>();
 }
 
-std::optional<std::chrono::milliseconds> retry_after_of(const net::Response& response) {
-  auto value = response.header("retry-after");
-  if (!value || value->empty() || value->size() >= 9 ||
-      value->find_first_not_of("0123456789") != std::string::npos) {
-    return std::nullopt;
-  }
-  return std::chrono::seconds(std::stol(*value));
-}
-
 ErrorKind kind_for_status(unsigned status) {
   if (status == 429) return ErrorKind::rate_limited;
   if (status == 401 || status == 403) return ErrorKind::auth;
@@ -215,8 +206,7 @@ RunPodError rest_error(std::string_view call, const net::Response& response) {
     error.kind = ErrorKind::capacity;
   }
   error.not_found = response.status == 404;
-  if (response.status == 429 || response.status == 503)
-    error.retry_after = retry_after_of(response);
+  if (response.status == 429 || response.status == 503) error.retry_after = response.retry_after();
   error.message = "RunPod " + std::string(call) + ": HTTP " + std::to_string(response.status);
   if (!response.reason.empty()) error.message += " " + response.reason;
   if (error.retry_after) {
