@@ -23,8 +23,60 @@ constexpr std::array<std::string_view, 3> kRunFields{"id", "logical_date", "work
 
 std::string quoted(std::string_view expr) { return "'{{ " + std::string(expr) + " }}'"; }
 
-// Reads `scope.a.b` into a reference; the caller has trimmed the expression.
+std::variant<TemplateRef, std::string> parse_reference(std::string_view expr);
+
+// The position of a '|' outside quotes, or npos.
+std::size_t find_filter_bar(std::string_view expr) {
+  char quote = 0;
+  for (std::size_t i = 0; i < expr.size(); ++i) {
+    if (quote != 0) {
+      if (expr[i] == quote) quote = 0;
+    } else if (expr[i] == '\'' || expr[i] == '"') {
+      quote = expr[i];
+    } else if (expr[i] == '|') {
+      return i;
+    }
+  }
+  return std::string_view::npos;
+}
+
+// `default(VALUE)` after a '|': VALUE is a quoted string or a JSON scalar.
+std::variant<Json, std::string> parse_default(std::string_view filter, std::string_view expr) {
+  const std::string usage = " in " + quoted(expr) +
+                            "; the one filter is default(VALUE), VALUE a quoted string, a number, "
+                            "true, false or null";
+  if (!filter.starts_with("default(") || !filter.ends_with(")")) {
+    return "unknown filter '" + std::string(filter) + "'" + usage;
+  }
+  const std::string_view value = trim(filter.substr(8, filter.size() - 9));
+  if (value.size() >= 2 && (value.front() == '\'' || value.front() == '"') &&
+      value.back() == value.front()) {
+    return Json(std::string(value.substr(1, value.size() - 2)));
+  }
+  Json parsed = Json::parse(value, nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_discarded() || parsed.is_structured() || parsed.is_string()) {
+    return "bad default value '" + std::string(value) + "'" + usage;
+  }
+  return parsed;
+}
+
+// Reads `scope.a.b [| default(VALUE)]` into a reference; the caller has trimmed the expression.
 std::variant<TemplateRef, std::string> parse_expression(std::string_view expr) {
+  const std::size_t bar = find_filter_bar(expr);
+  if (bar == std::string_view::npos) return parse_reference(expr);
+  auto ref = parse_reference(trim(expr.substr(0, bar)));
+  if (auto* message = std::get_if<std::string>(&ref)) return std::move(*message);
+  auto fallback = parse_default(trim(expr.substr(bar + 1)), expr);
+  if (auto* message = std::get_if<std::string>(&fallback)) return std::move(*message);
+  auto& out = std::get<TemplateRef>(ref);
+  if (out.scope == TemplateRef::Scope::literal) {
+    return "a literal needs no default in " + quoted(expr);
+  }
+  out.fallback = std::move(std::get<Json>(fallback));
+  return out;
+}
+
+std::variant<TemplateRef, std::string> parse_reference(std::string_view expr) {
   if (expr.empty())
     return std::string("empty template '{{ }}'; write a reference like {{ params.NAME }}");
   TemplateRef ref;
@@ -109,6 +161,7 @@ std::string ref_text(const TemplateRef& ref) {
       out += "'" + ref.name + "'";
       break;
   }
+  if (ref.fallback) out += " | default(" + ref.fallback->dump() + ")";
   return out + " }}";
 }
 
@@ -116,7 +169,16 @@ TaskError missing(const TemplateRef& ref, const std::string& why) {
   return TaskError{ErrorKind::bad_input, "template " + ref_text(ref) + ": " + why};
 }
 
+std::variant<Json, TaskError> resolve_reference(const TemplateRef& ref, const TemplateScope& scope);
+
 std::variant<Json, TaskError> resolve(const TemplateRef& ref, const TemplateScope& scope) {
+  auto value = resolve_reference(ref, scope);
+  if (ref.fallback && std::holds_alternative<TaskError>(value)) return *ref.fallback;
+  return value;
+}
+
+std::variant<Json, TaskError> resolve_reference(const TemplateRef& ref,
+                                                const TemplateScope& scope) {
   switch (ref.scope) {
     case TemplateRef::Scope::literal:
       return Json(ref.name);

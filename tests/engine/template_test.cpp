@@ -157,3 +157,28 @@ TEST_CASE("Template.missing_values_fail_with_bad_input" * doctest::timeout(5)) {
         "env_allow)");
   CHECK(render_error("{{ oops").kind == ErrorKind::bad_input);
 }
+
+TEST_CASE("Template.default_fills_in_what_cannot_be_resolved" * doctest::timeout(5)) {
+  // A failed upstream has no outputs: an all_done reporter still renders.
+  CHECK(rendered("{{ tasks.wait.outputs.final_status | default('unknown') }}") == "unknown");
+  CHECK(rendered("{{ tasks.wait.outputs.cost_usd | default(0) }}") == Json(0));
+  CHECK(rendered("{{ tasks.wait.outputs.x|default(null) }}") == Json(nullptr));
+  CHECK(rendered("status={{ tasks.wait.outputs.final_status | default(\"n/a\") }}") ==
+        "status=n/a");
+  // A value that resolves ignores its default and keeps its type.
+  CHECK(rendered("{{ params.batch_size | default(1) }}") == Json(16));
+  CHECK(rendered("{{ tasks.create.outputs.pod_id | default('|') }}") == "pod-42");
+  CHECK(parsed("{{ params.lr | default(0.1) }}").parts[0].ref->fallback == Json(0.1));
+}
+
+TEST_CASE("Template.bad_filters_are_parse_errors" * doctest::timeout(5)) {
+  CHECK(parse_error("{{ params.lr | upper }}").message ==
+        "unknown filter 'upper' in '{{ params.lr | upper }}'; the one filter is default(VALUE), "
+        "VALUE a quoted string, a number, true, false or null");
+  CHECK(
+      parse_error("{{ params.lr | default([1]) }}").message.starts_with("bad default value '[1]'"));
+  CHECK(parse_error("{{ params.lr | default(oops) }}")
+            .message.starts_with("bad default value 'oops'"));
+  CHECK(parse_error("{{ 'x' | default('y') }}").message ==
+        "a literal needs no default in '{{ 'x' | default('y') }}'");
+}

@@ -1,5 +1,6 @@
 // Templates in operator arguments: {{ params.x }}, {{ run.id }}, {{ run.logical_date }},
-// {{ tasks.<id>.outputs.<key> }}, {{ env.NAME }} and the literal escape {{ '{{' }}.
+// {{ tasks.<id>.outputs.<key> }}, {{ env.NAME }}, each optionally `| default(VALUE)`, and the
+// literal escape {{ '{{' }}.
 #pragma once
 
 #include <map>
@@ -21,6 +22,9 @@ struct TemplateRef {
   std::string output;  // tasks scope: output key
   std::vector<std::string> path;  // tasks scope: further keys into an object output (a.b.c)
   int offset = 0;                 // byte offset of the `{{` within the string, for error columns
+  // `| default(VALUE)`: what the reference renders to when it cannot be resolved (an upstream that
+  // failed has no outputs); VALUE is a quoted string, a number, true, false or null.
+  std::optional<Json> fallback;
 };
 
 // A string split into literal text and references. A whole-value template is exactly one reference
