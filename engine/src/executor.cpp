@@ -187,6 +187,29 @@ std::string compact_utc(EpochMillis t) {
 
 // The recorder one try hands its operator: resources and metrics go to the run store, tagged with
 // the run, task and try.
+}  // namespace
+
+asio::awaitable<std::error_code> async_commit(RunStore& store, StoreBatch batch) {
+  // Waits for the commit on a timer that the commit handler expires. (An async_initiate form of
+  // this wait destroyed the batch twice when built with GCC 12.)
+  auto executor = co_await asio::this_coro::executor;
+  auto wake = std::make_shared<asio::steady_timer>(executor, asio::steady_timer::time_point::max());
+  auto result = std::make_shared<std::error_code>();
+  store.submit(std::move(batch), [wake, result](std::error_code ec) {
+    asio::post(wake->get_executor(), [wake, result, ec] {
+      *result = ec;
+      wake->expires_at(asio::steady_timer::time_point::min());
+    });
+  });
+  boost::system::error_code ignored;
+  while (wake->expiry() != asio::steady_timer::time_point::min()) {
+    co_await wake->async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+  }
+  co_return *result;
+}
+
+namespace {
+
 class TryRecorder final : public TaskRecorder {
  public:
   TryRecorder(RunStore& store, std::shared_ptr<Clock> clock, std::string run_id,
@@ -209,23 +232,7 @@ class TryRecorder final : public TaskRecorder {
     StoreBatch batch;
     batch.resources.push_back(std::move(resource));
     fence(batch);
-    // Waits for the commit on a timer that the commit handler expires. (An async_initiate form of
-    // this wait destroyed the batch twice when built with GCC 12.)
-    auto executor = co_await asio::this_coro::executor;
-    auto wake =
-        std::make_shared<asio::steady_timer>(executor, asio::steady_timer::time_point::max());
-    auto result = std::make_shared<std::error_code>();
-    store_.submit(std::move(batch), [wake, result](std::error_code ec) {
-      asio::post(wake->get_executor(), [wake, result, ec] {
-        *result = ec;
-        wake->expires_at(asio::steady_timer::time_point::min());
-      });
-    });
-    boost::system::error_code ignored;
-    while (wake->expiry() != asio::steady_timer::time_point::min()) {
-      co_await wake->async_wait(asio::redirect_error(asio::use_awaitable, ignored));
-    }
-    co_return *result;
+    co_return co_await async_commit(store_, std::move(batch));
   }
 
   std::vector<ResourceRecord> resources(const std::string& task_id) const override {
@@ -253,6 +260,9 @@ class TryRecorder final : public TaskRecorder {
     });
   }
 
+  std::vector<MetricPoint> metrics_of(const std::string& task_id) const override {
+    return store_.list_metrics(run_id_, task_id);
+  }
   std::vector<MetricPoint> metrics() const override {
     return store_.list_metrics(run_id_, task_id_);
   }
@@ -663,6 +673,9 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
     ctx.recorder = std::make_shared<TryRecorder>(store_, clock_, run_.id, task_id, try_number,
                                                  options_.install_id, options_.owner);
     ctx.scratch_dir = slot.scratch_dir;
+    for (const std::size_t up : slot.upstream) {
+      ctx.upstream_states[slots_[up].spec->id] = std::string(to_string(slots_[up].rec.state));
+    }
     ctx.env = {{"PODFLOW_RUN_ID", run_.id},
                {"PODFLOW_TASK_ID", task_id},
                {"PODFLOW_TRY_NUMBER", std::to_string(try_number)},

@@ -50,9 +50,15 @@ class TaskRecorder {
   // Queued and committed in order, without waiting (a log stream must not stall on the disk).
   virtual void record_metrics(std::vector<MetricPoint> points) = 0;
   virtual std::vector<MetricPoint> metrics() const = 0;  // this task's points so far
+  // The points another task of this run recorded (mlflow.log's metrics_from).
+  virtual std::vector<MetricPoint> metrics_of(const std::string& task_id) const = 0;
   // A short random id of this installation, made once, that marks the pods it creates.
   virtual const std::string& install_id() const = 0;
 };
+
+// Submits `batch` and completes once it committed (or failed), without blocking a thread. The
+// calling coroutine must run on a strand (or a one-thread context).
+boost::asio::awaitable<std::error_code> async_commit(RunStore& store, StoreBatch batch);
 
 // Where an operator writes its task log. Thread-safe; text is masked for secrets before it is
 // stored.
@@ -77,6 +83,9 @@ struct TaskContext {
   // engine left running. Thread-safe; may be empty.
   std::function<void(std::int64_t process_group)> on_process_started;
   std::shared_ptr<TaskRecorder> recorder;  // set by the executor
+  // State of each direct upstream task when this try started ("success", "failed", ...), for
+  // operators that report how the run went (mlflow.log's status: auto).
+  std::map<std::string, std::string> upstream_states;
 };
 
 struct TaskOutcome {
