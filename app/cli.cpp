@@ -24,11 +24,13 @@
 #include "app/reap_command.hpp"
 #include "app/runpod_sim_command.hpp"
 #include "podflow/engine/cron.hpp"
+#include "podflow/engine/duration.hpp"
 #include "podflow/engine/executor.hpp"
 #include "podflow/engine/loader.hpp"
 #include "podflow/engine/store.hpp"
 #include "podflow/engine/task_log.hpp"
 #include "podflow/operators/core.hpp"
+#include "podflow/operators/mlflow.hpp"
 #include "podflow/operators/runpod.hpp"
 
 namespace podflow::app {
@@ -42,11 +44,26 @@ constexpr int kExitRunFailed = 1;
 constexpr int kExitBadInput = 2;
 constexpr int kExitCancelled = 130;
 
+// The process's MLflow outbox: mlflow.log records through it; drive_run attaches the store.
+std::shared_ptr<mlflow::Outbox> mlflow_outbox() {
+  static const auto outbox = std::make_shared<mlflow::Outbox>();
+  return outbox;
+}
+
 OperatorRegistry make_registry() {
   OperatorRegistry registry;
   operators::register_core_operators(registry);
   operators::register_runpod_operators(registry);
+  mlflow::register_mlflow_operators(registry, mlflow_outbox());
   return registry;
+}
+
+// How long `podflow run` waits at the end for MLflow records of its run that are still pending.
+std::chrono::milliseconds outbox_wait() {
+  if (const char* text = std::getenv("PODFLOW_OUTBOX_WAIT"); text && *text) {
+    if (auto parsed = parse_duration(text)) return *parsed;
+  }
+  return std::chrono::seconds(30);
 }
 
 void print_diagnostics(const std::vector<Diagnostic>& diagnostics) {
@@ -173,10 +190,16 @@ int drive_run(const std::function<std::shared_ptr<RunHandle>(Executor&)>& start_
   // Installed before the run starts: a Ctrl-C during start-up is queued here and cancels the run
   // (cleanup included) instead of killing the process the default way.
   asio::signal_set signals(pool.get_executor(), SIGINT, SIGTERM);
+  // MLflow records of this run and of earlier ones that MLflow did not take yet.
+  const auto outbox = mlflow_outbox();
+  outbox->attach(store, pool.get_executor());
+  outbox->start();
   auto handle = start_run(executor);
   if (!handle) {
+    outbox->stop();
     pool.stop();
     pool.join();
+    outbox->detach();
     return kExitBadInput;
   }
   int interrupts = 0;
@@ -195,6 +218,16 @@ int drive_run(const std::function<std::shared_ptr<RunHandle>(Executor&)>& start_
       };
   signals.async_wait(on_signal);
   const RunRecord final_record = handle->wait();
+  if (outbox->pending(final_record.id) > 0) {
+    std::cout << "waiting up to " << format_millis(outbox_wait().count())
+              << " for MLflow to take this run's records" << std::endl;
+    if (const auto left = outbox->wait_for_run(final_record.id, outbox_wait()); left > 0) {
+      std::cout << left << " MLflow record" << (left == 1 ? " is" : "s are")
+                << " still pending; the next podflow run or podflow serve delivers "
+                << (left == 1 ? "it" : "them") << " (see podflow runs show)" << std::endl;
+    }
+  }
+  outbox->stop();
   // The signal set belongs to the pool's threads; cancel it there, not from this one.
   std::promise<void> cancelled;
   asio::post(pool.get_executor(), [&] {
@@ -205,6 +238,7 @@ int drive_run(const std::function<std::shared_ptr<RunHandle>(Executor&)>& start_
   store.flush();
   pool.stop();
   pool.join();
+  outbox->detach();
 
   const auto tasks = in_workflow_order(store.get_tasks(final_record.id), &workflow);
   std::cout << "\n";

@@ -1,0 +1,342 @@
+// The MLflow outbox: records are stored before MLflow hears of them and delivered in order, each
+// accepted call recorded, so nothing is lost while MLflow is down and nothing is sent twice.
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <thread>
+
+#include "podflow/operators/mlflow.hpp"
+
+namespace podflow::mlflow {
+namespace {
+
+namespace asio = boost::asio;
+using engine::ErrorKind;
+using engine::ResourceRecord;
+
+Json key_values(const KeyValues& items) {
+  Json out = Json::array();
+  for (const auto& [key, value] : items) out.push_back(Json::array({key, value}));
+  return out;
+}
+
+KeyValues key_values_from(const Json& json) {
+  KeyValues out;
+  for (const auto& item : json) out.emplace_back(item.at(0), item.at(1));
+  return out;
+}
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+bool transient(const MlflowError& error) {
+  return error.kind == ErrorKind::network || error.kind == ErrorKind::server ||
+         error.kind == ErrorKind::timeout || error.kind == ErrorKind::rate_limited ||
+         error.kind == ErrorKind::auth || error.kind == ErrorKind::cancelled;
+}
+
+}  // namespace
+
+Json to_json(const Delivery& d) {
+  Json metrics = Json::array();
+  for (const auto& m : d.metrics) {
+    metrics.push_back(Json::array({m.key, metric_value(m.value), m.timestamp_ms, m.step}));
+  }
+  return Json{{"tracking_uri", d.tracking_uri},
+              {"experiment", d.experiment},
+              {"run_name", d.run_name},
+              {"run_id", d.run_id},
+              {"identity", key_values(d.identity)},
+              {"params", key_values(d.params)},
+              {"tags", key_values(d.tags)},
+              {"metrics", metrics},
+              {"status", d.status},
+              {"start_time_ms", d.start_time_ms},
+              {"end_time_ms", d.end_time_ms}};
+}
+
+Delivery delivery_from_json(const Json& json) {
+  Delivery d;
+  d.tracking_uri = json.value("tracking_uri", std::string());
+  d.experiment = json.value("experiment", std::string());
+  d.run_name = json.value("run_name", std::string());
+  d.run_id = json.value("run_id", std::string());
+  d.identity = key_values_from(json.value("identity", Json::array()));
+  d.params = key_values_from(json.value("params", Json::array()));
+  d.tags = key_values_from(json.value("tags", Json::array()));
+  for (const auto& m : json.value("metrics", Json::array())) {
+    Metric metric;
+    metric.key = m.at(0);
+    const Json& value = m.at(1);
+    if (value.is_number()) {
+      metric.value = value.get<double>();
+    } else if (value == "NaN") {
+      metric.value = std::nan("");
+    } else {
+      metric.value = value == "Infinity" ? HUGE_VAL : -HUGE_VAL;
+    }
+    metric.timestamp_ms = m.at(2);
+    metric.step = m.at(3);
+    d.metrics.push_back(std::move(metric));
+  }
+  d.status = json.value("status", std::string("FINISHED"));
+  d.start_time_ms = json.value("start_time_ms", std::int64_t{0});
+  d.end_time_ms = json.value("end_time_ms", std::int64_t{0});
+  return d;
+}
+
+DeliveryState delivery_state(const ResourceRecord& entry) {
+  DeliveryState state;
+  const Json detail = entry.detail.is_object() ? entry.detail : Json::object();
+  state.delivered = entry.state == "delivered";
+  state.rejected = entry.state == "rejected";
+  state.experiment_id = detail.value("experiment_id", std::string());
+  state.mlflow_run_id = detail.value("mlflow_run_id", std::string());
+  state.run_url = detail.value("run_url", std::string());
+  state.last_error = detail.value("last_error", std::string());
+  return state;
+}
+
+void Outbox::attach(engine::RunStore& store, asio::any_io_executor executor) {
+  std::lock_guard lock(mutex_);
+  store_ = &store;
+  // A strand: async_commit's wake-up timer must not be touched from two threads at once.
+  executor_ = asio::make_strand(std::move(executor));
+}
+
+void Outbox::detach() {
+  std::lock_guard lock(mutex_);
+  wake_.reset();
+  executor_ = {};
+  store_ = nullptr;
+}
+
+std::vector<ResourceRecord> Outbox::pending_entries() const {
+  engine::ResourceFilter filter;
+  filter.kind = std::string(kOutboxKind);
+  std::vector<ResourceRecord> out;
+  for (auto& entry : store_->list_resources(filter)) {
+    if (entry.state == "pending") out.push_back(std::move(entry));
+  }
+  return out;  // oldest first
+}
+
+std::size_t Outbox::pending(const std::string& run_id) const {
+  if (store_ == nullptr) return 0;
+  std::size_t count = 0;
+  for (const auto& entry : pending_entries()) {
+    if (run_id.empty() || entry.run_id == run_id) ++count;
+  }
+  return count;
+}
+
+std::size_t Outbox::wait_for_run(const std::string& run_id,
+                                 std::chrono::milliseconds timeout) const {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    const std::size_t left = pending(run_id);
+    if (left == 0 || std::chrono::steady_clock::now() >= until) return left;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+void Outbox::start(std::chrono::milliseconds retry_every) {
+  auto timer = std::make_shared<asio::steady_timer>(executor_);
+  {
+    std::lock_guard lock(mutex_);
+    stopped_ = false;
+    wake_ = timer;
+  }
+  asio::co_spawn(executor_, background(retry_every), [](const std::exception_ptr& error) {
+    if (error) std::rethrow_exception(error);  // a bug: it must not pass silently
+  });
+}
+
+void Outbox::stop() {
+  std::shared_ptr<void> wake;
+  {
+    std::lock_guard lock(mutex_);
+    stopped_ = true;
+    wake = std::move(wake_);
+  }
+  if (wake) {
+    auto timer = std::static_pointer_cast<asio::steady_timer>(wake);
+    asio::post(timer->get_executor(), [timer] { timer->cancel(); });
+  }
+}
+
+asio::awaitable<void> Outbox::background(std::chrono::milliseconds retry_every) {
+  std::shared_ptr<asio::steady_timer> timer;
+  {
+    std::lock_guard lock(mutex_);
+    timer = std::static_pointer_cast<asio::steady_timer>(wake_);
+  }
+  auto pause = retry_every;
+  for (;;) {
+    {
+      std::lock_guard lock(mutex_);
+      if (stopped_) co_return;
+    }
+    bool failed = false;
+    std::set<std::string> blocked;  // servers with an older entry still pending: keep the order
+    for (auto& entry : pending_entries()) {
+      const std::string server =
+          entry.detail.value("delivery", Json::object()).value("tracking_uri", std::string());
+      if (blocked.contains(server)) continue;
+      {
+        std::lock_guard lock(mutex_);
+        if (stopped_) co_return;
+        if (in_flight_.contains(entry.name)) {
+          blocked.insert(server);
+          continue;
+        }
+        in_flight_.insert(entry.name);
+      }
+      const std::string name = entry.name;
+      const DeliveryState state = co_await deliver_entry(std::move(entry), std::chrono::minutes(2));
+      {
+        std::lock_guard lock(mutex_);
+        in_flight_.erase(name);
+      }
+      if (!state.delivered && !state.rejected) {
+        failed = true;
+        blocked.insert(server);
+      }
+    }
+    // After a failure wait longer each time (MLflow is down); otherwise look for new entries at
+    // the base interval.
+    pause = failed ? std::min<std::chrono::milliseconds>(pause * 2, std::chrono::minutes(5))
+                   : retry_every;
+    timer->expires_after(pause);
+    co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+}
+
+asio::awaitable<DeliveryState> Outbox::deliver(std::string entry_name,
+                                               std::chrono::milliseconds deadline) {
+  auto entries = pending_entries();
+  auto self = std::find_if(entries.begin(), entries.end(),
+                           [&](const ResourceRecord& e) { return e.name == entry_name; });
+  if (self == entries.end()) {
+    // Delivered or rejected already (a rerun of a task that finished its delivery).
+    engine::ResourceFilter filter;
+    filter.kind = std::string(kOutboxKind);
+    for (const auto& entry : store_->list_resources(filter)) {
+      if (entry.name == entry_name) co_return delivery_state(entry);
+    }
+    co_return DeliveryState{};
+  }
+  const std::string server =
+      self->detail.value("delivery", Json::object()).value("tracking_uri", std::string());
+  for (auto it = entries.begin(); it != self; ++it) {
+    if (it->detail.value("delivery", Json::object()).value("tracking_uri", std::string()) ==
+        server) {
+      DeliveryState state = delivery_state(*self);
+      state.last_error = "an older MLflow record for the same server is still pending";
+      co_return state;
+    }
+  }
+  {
+    std::lock_guard lock(mutex_);
+    if (in_flight_.contains(entry_name)) co_return delivery_state(*self);
+    in_flight_.insert(entry_name);
+  }
+  DeliveryState state = co_await deliver_entry(*self, deadline);
+  {
+    std::lock_guard lock(mutex_);
+    in_flight_.erase(entry_name);
+  }
+  co_return state;
+}
+
+asio::awaitable<DeliveryState> Outbox::deliver_entry(ResourceRecord entry,
+                                                     std::chrono::milliseconds deadline) {
+  if (!entry.detail.is_object()) entry.detail = Json::object();
+  Json& detail = entry.detail;
+  const Delivery delivery = delivery_from_json(detail.value("delivery", Json::object()));
+  auto save = [&]() -> asio::awaitable<void> {
+    entry.updated_at = now_ms();
+    engine::StoreBatch batch;
+    batch.resources.push_back(entry);
+    co_await engine::async_commit(*store_, std::move(batch));
+  };
+  // A failed step: transient errors leave the entry pending for the next attempt; anything else
+  // is MLflow refusing the records for good.
+  auto fail = [&](const MlflowError& error) -> asio::awaitable<DeliveryState> {
+    detail["last_error"] = error.message;
+    detail["attempts"] = detail.value("attempts", 0) + 1;
+    if (!transient(error)) entry.state = "rejected";
+    co_await save();
+    co_return delivery_state(entry);
+  };
+
+  auto config = config_from_env(delivery.tracking_uri);
+  if (auto* problem = std::get_if<std::string>(&config)) {
+    MlflowError error;
+    error.kind = ErrorKind::auth;  // transient: the environment may be fixed before the next try
+    error.error_code = "CONFIG";
+    error.message = *problem;
+    co_return co_await fail(error);
+  }
+  Config& settings = std::get<Config>(config);
+  settings.timeout = std::min(settings.timeout, deadline);
+  settings.max_retries = 1;  // the outbox retries whole deliveries itself
+  settings.backoff = std::chrono::milliseconds(500);
+  const Client client(settings);
+
+  std::string experiment_id = detail.value("experiment_id", std::string());
+  if (experiment_id.empty()) {
+    auto got = co_await client.get_or_create_experiment(delivery.experiment);
+    if (auto* error = std::get_if<MlflowError>(&got)) co_return co_await fail(*error);
+    experiment_id = std::get<std::string>(got);
+    detail["experiment_id"] = experiment_id;
+    co_await save();
+  }
+  std::string run_id = detail.value("mlflow_run_id", delivery.run_id);
+  if (run_id.empty()) {
+    auto created = co_await client.create_run(
+        experiment_id, delivery.run_name, delivery.start_time_ms, delivery.tags, delivery.identity);
+    if (auto* error = std::get_if<MlflowError>(&created)) co_return co_await fail(*error);
+    run_id = std::get<std::string>(created);
+  }
+  if (detail.value("mlflow_run_id", std::string()) != run_id) {
+    detail["mlflow_run_id"] = run_id;
+    detail["run_url"] = client.run_url(experiment_id, run_id);
+    co_await save();
+  }
+
+  // The tags of a run that already existed (run_id given) go in the batches.
+  std::vector<std::string> warnings;
+  const auto bodies = batch_bodies(run_id, delivery.metrics, delivery.params,
+                                   delivery.run_id.empty() ? KeyValues{} : delivery.tags, warnings);
+  if (!warnings.empty() && !detail.contains("warnings")) detail["warnings"] = warnings;
+  for (std::size_t done = detail.value("batches_done", std::size_t{0}); done < bodies.size();
+       ++done) {
+    auto sent = co_await client.call("POST", "runs/log-batch", bodies[done]);
+    if (auto* error = std::get_if<MlflowError>(&sent)) co_return co_await fail(*error);
+    detail["batches_done"] = done + 1;
+    co_await save();
+  }
+  if (delivery.status != "RUNNING" && !detail.value("finished", false)) {
+    auto updated = co_await client.update_run(run_id, delivery.status, delivery.end_time_ms);
+    if (auto* error = std::get_if<MlflowError>(&updated)) co_return co_await fail(*error);
+  }
+  // Delivered: keep what the outputs and views need, not the records themselves.
+  detail["finished"] = true;
+  detail.erase("delivery");
+  detail["server"] = delivery.tracking_uri;
+  detail.erase("last_error");
+  detail["metric_points"] = delivery.metrics.size();
+  entry.state = "delivered";
+  co_await save();
+  co_return delivery_state(entry);
+}
+
+}  // namespace podflow::mlflow
