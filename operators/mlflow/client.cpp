@@ -346,9 +346,9 @@ asio::awaitable<Result<Json>> Client::call_once(const std::string& method, const
   if (response.body.empty()) co_return Json::object();
   Json json = Json::parse(response.body, nullptr, /*allow_exceptions=*/false);
   if (json.is_discarded()) {
-    auto error = make_error(ErrorKind::server, "BAD_RESPONSE",
-                            "MLflow " + path + " answered with something that is not JSON: " +
-                                snippet(response.body));
+    auto error = make_error(
+        ErrorKind::server, "BAD_RESPONSE",
+        "MLflow " + path + " answered with something that is not JSON: " + snippet(response.body));
     error.http_status = response.status;
     co_return error;
   }

@@ -137,6 +137,9 @@ class LogOperator final : public engine::Operator {
       d.metrics.push_back({key, value.get<double>(), now, 0});
     }
     d.end_time_ms = now;
+    std::vector<std::string> warnings;  // values MLflow would refuse are cut: say which
+    (void)batch_bodies("", d.metrics, d.params, d.tags, warnings);
+    for (const auto& warning : warnings) log("warning: " + warning);
 
     // Durable before MLflow hears of it. A rerun keeps what an earlier try already delivered.
     const std::string entry_name = ctx.run_id + "/" + ctx.task_id;

@@ -269,10 +269,19 @@ asio::awaitable<DeliveryState> Outbox::deliver_entry(ResourceRecord entry,
   };
   // A failed step: transient errors leave the entry pending for the next attempt; anything else
   // is MLflow refusing the records for good.
+  std::optional<Client> client;
   auto fail = [&](const MlflowError& error) -> asio::awaitable<DeliveryState> {
     detail["last_error"] = error.message;
     detail["attempts"] = detail.value("attempts", 0) + 1;
-    if (!transient(error)) entry.state = "rejected";
+    if (!transient(error)) {
+      entry.state = "rejected";
+      // A run left RUNNING would look alive forever in MLflow: close it as failed if it exists.
+      const std::string made = detail.value("mlflow_run_id", std::string());
+      if (client && !made.empty()) {
+        auto closed = co_await client->update_run(made, "FAILED", now_ms());
+        (void)closed;  // best effort: the rejection is what the task reports
+      }
+    }
     co_await save();
     co_return delivery_state(entry);
   };
@@ -289,11 +298,11 @@ asio::awaitable<DeliveryState> Outbox::deliver_entry(ResourceRecord entry,
   settings.timeout = std::min(settings.timeout, deadline);
   settings.max_retries = 1;  // the outbox retries whole deliveries itself
   settings.backoff = std::chrono::milliseconds(500);
-  const Client client(settings);
+  client.emplace(settings);
 
   std::string experiment_id = detail.value("experiment_id", std::string());
   if (experiment_id.empty()) {
-    auto got = co_await client.get_or_create_experiment(delivery.experiment);
+    auto got = co_await client->get_or_create_experiment(delivery.experiment);
     if (auto* error = std::get_if<MlflowError>(&got)) co_return co_await fail(*error);
     experiment_id = std::get<std::string>(got);
     detail["experiment_id"] = experiment_id;
@@ -301,14 +310,14 @@ asio::awaitable<DeliveryState> Outbox::deliver_entry(ResourceRecord entry,
   }
   std::string run_id = detail.value("mlflow_run_id", delivery.run_id);
   if (run_id.empty()) {
-    auto created = co_await client.create_run(
+    auto created = co_await client->create_run(
         experiment_id, delivery.run_name, delivery.start_time_ms, delivery.tags, delivery.identity);
     if (auto* error = std::get_if<MlflowError>(&created)) co_return co_await fail(*error);
     run_id = std::get<std::string>(created);
   }
   if (detail.value("mlflow_run_id", std::string()) != run_id) {
     detail["mlflow_run_id"] = run_id;
-    detail["run_url"] = client.run_url(experiment_id, run_id);
+    detail["run_url"] = client->run_url(experiment_id, run_id);
     co_await save();
   }
 
@@ -319,13 +328,13 @@ asio::awaitable<DeliveryState> Outbox::deliver_entry(ResourceRecord entry,
   if (!warnings.empty() && !detail.contains("warnings")) detail["warnings"] = warnings;
   for (std::size_t done = detail.value("batches_done", std::size_t{0}); done < bodies.size();
        ++done) {
-    auto sent = co_await client.call("POST", "runs/log-batch", bodies[done]);
+    auto sent = co_await client->call("POST", "runs/log-batch", bodies[done]);
     if (auto* error = std::get_if<MlflowError>(&sent)) co_return co_await fail(*error);
     detail["batches_done"] = done + 1;
     co_await save();
   }
   if (delivery.status != "RUNNING" && !detail.value("finished", false)) {
-    auto updated = co_await client.update_run(run_id, delivery.status, delivery.end_time_ms);
+    auto updated = co_await client->update_run(run_id, delivery.status, delivery.end_time_ms);
     if (auto* error = std::get_if<MlflowError>(&updated)) co_return co_await fail(*error);
   }
   // Delivered: keep what the outputs and views need, not the records themselves.

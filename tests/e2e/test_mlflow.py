@@ -265,3 +265,34 @@ class OutboxTest(PodflowTestCase):
             self.assertEqual(len(history(real, run[0]["info"]["run_id"], "accuracy")), 1)
         show = self.podflow("runs", "show", ids[0], expect=0).stdout
         self.assertRegex(show, r"mlflow\.outbox \S+ delivered")
+
+
+class RejectedTest(PodflowTestCase):
+    def test_records_mlflow_refuses_fail_the_task_and_close_the_run(self):
+        url = mlflow_url()
+        self.env["MLFLOW_TRACKING_URI"] = url
+        experiment = mlflow(url, "POST", "experiments/create",
+                            {"name": "rejected-" + os.path.basename(self.dir)})["experiment_id"]
+        existing = mlflow(url, "POST", "runs/create",
+                          {"experiment_id": experiment, "start_time": 1})["run"]["info"]["run_id"]
+        mlflow(url, "POST", "runs/log-parameter",
+               {"run_id": existing, "key": "lr", "value": "0.1"})
+        wf = self.write("rejected.yaml", f"""\
+            tasks:
+              log:
+                operator: mlflow.log
+                with:
+                  experiment: unused
+                  run_id: {existing}
+                  status: FINISHED
+                  params: {{lr: "0.2"}}
+            """)
+        out = self.podflow("run", wf, expect=1)
+        run_id = self.run_id(out.stdout)
+        show = self.podflow("runs", "show", run_id, expect=0).stdout
+        self.assertIn("error (client): MLflow refused the records", show)
+        self.assertIn("Changing param values is not allowed", show)
+        self.assertRegex(show, r"mlflow\.outbox \S+ rejected")
+        run = mlflow(url, "GET", "runs/get", query={"run_id": existing})["run"]
+        self.assertEqual(run["info"]["status"], "FAILED")
+        self.assertEqual(as_map(run["data"]["params"])["lr"], "0.1")

@@ -31,6 +31,9 @@ struct RecordedRequest {
 
 using TestResponse = boost::beast::http::response<boost::beast::http::string_body>;
 inline constexpr const char* kHoldOpenHeader = "X-Test-Hold-Open";
+// A response carrying this header is never sent: the server closes the connection instead, as a
+// proxy or a crashing server does mid-request.
+inline constexpr const char* kDropHeader = "X-Test-Drop";
 // Returns the response to send, or nullopt to never answer (the connection stays open).
 using TestHandler = std::function<std::optional<TestResponse>(const RecordedRequest&)>;
 
@@ -133,6 +136,12 @@ class TestHttpServer {
     if (!response) {
       // Never answer: wait until the client gives up and closes the connection.
       co_await http::async_read(stream, buffer, request, asio::as_tuple(asio::use_awaitable));
+      co_return;
+    }
+    if (response->find(kDropHeader) != response->end()) {
+      boost::beast::error_code ignored;
+      boost::beast::get_lowest_layer(stream).socket().shutdown(asio::ip::tcp::socket::shutdown_both,
+                                                               ignored);
       co_return;
     }
     const bool hold_open = response->find(kHoldOpenHeader) != response->end();

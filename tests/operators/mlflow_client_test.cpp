@@ -194,6 +194,38 @@ TEST_CASE("MlflowFaults.5xx and 429 are retried, Retry-After honoured, Basic aut
   for (const auto& w : warnings) CHECK(w.find("s3cret-pw") == std::string::npos);
 }
 
+TEST_CASE("MlflowFaults.a timeout and a dropped connection are retried" * doctest::timeout(30)) {
+  std::atomic<int> calls = 0;
+  TestHttpServer server(
+      [&](const RecordedRequest&) -> std::optional<podflow::testing::TestResponse> {
+        const int n = ++calls;
+        if (n == 1) return std::nullopt;  // never answers
+        if (n == 2) {
+          auto response = make_response(200, "{}");
+          response.set(podflow::testing::kDropHeader, "1");
+          return response;
+        }
+        return make_response(200, "{}", "application/json");
+      });
+  Config config;
+  config.tracking_uri = server.url("");
+  config.timeout = 300ms;
+  config.backoff = 10ms;
+  std::vector<std::string> warnings;
+  Client client(config, [&](const std::string& w) { warnings.push_back(w); });
+  value_of(run(client.update_run("abc", "FINISHED", now_ms())));
+  CHECK(calls == 3);
+  REQUIRE(warnings.size() == 2);
+  CHECK(warnings[0].find("timed out after 300ms") != std::string::npos);
+  CHECK(warnings[1].find("runs/update failed while") != std::string::npos);
+  // Out of retries, the last error is the answer.
+  config.max_retries = 0;
+  calls = 0;
+  Client impatient(config);
+  const auto error = error_of(run(impatient.update_run("abc", "FINISHED", now_ms())));
+  CHECK(error.kind == ErrorKind::timeout);
+}
+
 TEST_CASE("MlflowFaults.plain-text auth answers are parsed and not retried" *
           doctest::timeout(30)) {
   TestHttpServer server([](const RecordedRequest&) {
