@@ -154,7 +154,8 @@ def one_case(podflow, pods, window, follow_logs):
               f"engine CPU {100 * (cpu1 - cpu0) / elapsed:.1f}% of one core, "
               f"RSS {mem['VmRSS'] / 1024:.1f} MiB (peak {mem['VmHWM'] / 1024:.1f} MiB), "
               f"{delta('GET /v2/pods') / elapsed:.2f} list calls/s, "
-              f"{per_pod} single-pod GETs, {others} other requests; "
+              f"{per_pod} single-pod GETs, {others} other requests, "
+              f"{counts1.get('GET /v2/pods/{id}/logs', 0)} log streams opened in all; "
               f"pods left running after cancel: {leftover}", flush=True)
     finally:
         shutil.rmtree(home, ignore_errors=True)
