@@ -15,6 +15,7 @@ using podflow::Json;
 using podflow::engine::ErrorKind;
 using podflow::engine::TaskContext;
 using podflow::engine::TaskOutcome;
+using podflow::testing::make_cert;
 using podflow::testing::make_response;
 using podflow::testing::OperatorRun;
 using podflow::testing::RecordedRequest;
@@ -62,24 +63,6 @@ class ScopedEnv {
  private:
   const char* name_;
 };
-
-// A self-signed certificate for localhost and 127.0.0.1 (it is its own CA), made with the openssl
-// command line tool.
-struct SelfSignedCert {
-  std::filesystem::path cert;
-  std::filesystem::path key;
-};
-
-SelfSignedCert make_cert(const std::filesystem::path& dir, const std::string& name) {
-  SelfSignedCert out{dir / (name + ".crt"), dir / (name + ".key")};
-  const std::string command =
-      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2"
-      " -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1"
-      " -keyout '" +
-      out.key.string() + "' -out '" + out.cert.string() + "' 2>/dev/null";
-  REQUIRE(std::system(command.c_str()) == 0);
-  return out;
-}
 
 TEST_CASE("Http.get_returns_status_headers_and_body" * doctest::timeout(30)) {
   HttpFixture f;

@@ -12,10 +12,13 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -55,6 +58,24 @@ inline TestResponse make_held_open_response(std::string body,
   response.set(kHoldOpenHeader, "1");
   response.body() = std::move(body);
   return response;
+}
+
+// A self-signed certificate for localhost and 127.0.0.1 (it is its own CA), made with the openssl
+// command line tool.
+struct SelfSignedCert {
+  std::filesystem::path cert;
+  std::filesystem::path key;
+};
+
+inline SelfSignedCert make_cert(const std::filesystem::path& dir, const std::string& name) {
+  SelfSignedCert out{dir / (name + ".crt"), dir / (name + ".key")};
+  const std::string command =
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2"
+      " -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1"
+      " -keyout '" +
+      out.key.string() + "' -out '" + out.cert.string() + "' 2>/dev/null";
+  if (std::system(command.c_str()) != 0) throw std::runtime_error("openssl req failed");
+  return out;
 }
 
 class TestHttpServer {

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <set>
 
@@ -265,6 +266,42 @@ TEST_CASE("MlflowFaults.a lost runs/create answer finds the run instead of makin
   CHECK(creates == 1);
   const auto search = Json::parse(server.requests().front().body);
   CHECK(search["filter"] == "tags.`podflow.run_id` = 'r1' and tags.`podflow.task` = 't'");
+}
+
+TEST_CASE(
+    "MlflowFaults.HTTPS is verified; a CA file or MLFLOW_TRACKING_INSECURE_TLS admit a "
+    "private certificate" *
+    doctest::timeout(30)) {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("podflow-mlflow-tls-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto cert = podflow::testing::make_cert(dir, "server");
+  boost::asio::ssl::context tls(boost::asio::ssl::context::tls_server);
+  tls.use_certificate_chain_file(cert.cert.string());
+  tls.use_private_key_file(cert.key.string(), boost::asio::ssl::context::pem);
+  TestHttpServer server(
+      [](const RecordedRequest&) {
+        return std::optional(
+            make_response(200, R"({"run":{"info":{"run_id":"abc"}}})", "application/json"));
+      },
+      &tls);
+  Config config;
+  config.tracking_uri = server.url("");
+  REQUIRE(config.tracking_uri.starts_with("https://"));
+  config.max_retries = 0;
+  config.token = "tok-secret-1234";
+  const auto refused = error_of(run(Client(config).get_run("abc")));
+  CHECK(refused.kind == ErrorKind::network);
+  CHECK(refused.message.find("certificate verify failed") != std::string::npos);
+  CHECK(server.requests().empty());  // the token never left over an unverified connection
+
+  config.ca_file = cert.cert.string();  // MLFLOW_TRACKING_SERVER_CERT_PATH
+  CHECK(value_of(run(Client(config).get_run("abc")))["info"]["run_id"] == "abc");
+  config.ca_file.clear();
+  config.insecure_tls = true;  // MLFLOW_TRACKING_INSECURE_TLS=true
+  CHECK(value_of(run(Client(config).get_run("abc")))["info"]["run_id"] == "abc");
+  CHECK(server.requests().back().headers.at("authorization") == "Bearer tok-secret-1234");
+  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("MlflowServer.experiments are created once, even when asked twice" *
