@@ -137,24 +137,7 @@ MlflowError error_from_response(const std::string& what, const net::Response& re
 MlflowError error_from_failure(const std::string& what, const net::Failure& failure,
                                std::chrono::milliseconds timeout) {
   MlflowError error;
-  switch (failure.kind) {
-    case net::FailureKind::timeout:
-      error.kind = ErrorKind::timeout;
-      break;
-    case net::FailureKind::cancelled:
-      error.kind = ErrorKind::cancelled;
-      break;
-    case net::FailureKind::bad_url:
-    case net::FailureKind::plain_http:
-    case net::FailureKind::bad_ca_file:
-      error.kind = ErrorKind::bad_input;
-      break;
-    case net::FailureKind::tls_setup:
-    case net::FailureKind::network:
-    case net::FailureKind::body_limit:
-      error.kind = ErrorKind::network;
-      break;
-  }
+  error.kind = net::error_kind(failure.kind);
   error.error_code = "NETWORK";
   error.message = "MLflow " + what + " " + failure.describe(timeout);
   return error;

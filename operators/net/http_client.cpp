@@ -311,6 +311,24 @@ std::optional<std::string> Response::header(std::string_view lower_name) const {
   return std::nullopt;
 }
 
+engine::ErrorKind error_kind(FailureKind kind) {
+  switch (kind) {
+    case FailureKind::timeout:
+      return engine::ErrorKind::timeout;
+    case FailureKind::cancelled:
+      return engine::ErrorKind::cancelled;
+    case FailureKind::bad_url:
+    case FailureKind::plain_http:
+    case FailureKind::bad_ca_file:
+      return engine::ErrorKind::bad_input;
+    case FailureKind::tls_setup:
+    case FailureKind::network:
+    case FailureKind::body_limit:
+      break;
+  }
+  return engine::ErrorKind::network;
+}
+
 std::optional<std::chrono::milliseconds> Response::retry_after() const {
   auto value = header("retry-after");
   if (!value || value->empty() || value->size() >= 9 ||

@@ -14,6 +14,8 @@
 #include <variant>
 #include <vector>
 
+#include "podflow/engine/error.hpp"
+
 namespace podflow::net {
 
 // Whether http:// may leave the machine. API clients that send a bearer key use loopback_only, so
@@ -71,6 +73,10 @@ struct Failure {
 };
 
 using Result = std::variant<Response, Failure>;
+
+// The error kind of a failed exchange for API clients: a URL or CA file that can never work is
+// bad_input; the rest is network, timeout or cancelled.
+engine::ErrorKind error_kind(FailureKind kind);
 
 // Performs one exchange (Connection: close, no redirects followed). Runs on the caller's executor
 // (use a strand on multi-threaded contexts); the caller's cancellation slot aborts it.

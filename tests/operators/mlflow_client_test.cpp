@@ -15,6 +15,7 @@
 #include <set>
 
 #include "http_test_server.hpp"
+#include "operator_runner.hpp"
 
 namespace {
 
@@ -35,16 +36,7 @@ using podflow::testing::TestHttpServer;
 
 template <typename T>
 T run(asio::awaitable<T> call) {
-  asio::io_context io;
-  std::optional<T> out;
-  asio::co_spawn(
-      io, [&]() -> asio::awaitable<void> { out.emplace(co_await std::move(call)); },
-      [](const std::exception_ptr& error) {
-        if (error) std::rethrow_exception(error);
-      });
-  io.run();
-  REQUIRE(out.has_value());
-  return std::move(*out);
+  return podflow::testing::run_to_completion(std::move(call));
 }
 
 template <typename T>

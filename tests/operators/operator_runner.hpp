@@ -16,6 +16,7 @@
 #include <optional>
 #include <random>
 #include <regex>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -23,6 +24,22 @@
 #include "podflow/engine/operator.hpp"
 
 namespace podflow::testing {
+
+// Runs one awaitable to completion on a fresh io_context and returns its value; an exception
+// inside it fails the test.
+template <typename T>
+T run_to_completion(boost::asio::awaitable<T> call) {
+  boost::asio::io_context io;
+  std::optional<T> out;
+  boost::asio::co_spawn(
+      io, [&]() -> boost::asio::awaitable<void> { out.emplace(co_await std::move(call)); },
+      [](const std::exception_ptr& error) {
+        if (error) std::rethrow_exception(error);
+      });
+  io.run();
+  if (!out) throw std::logic_error("the awaitable did not complete");
+  return std::move(*out);
+}
 
 // A TaskLog that keeps everything and lets a test wait until some text has been written.
 class RecordingLog final : public engine::TaskLog {

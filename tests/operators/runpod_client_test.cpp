@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "http_test_server.hpp"
+#include "operator_runner.hpp"
 #include "operators/runpod/client/requests.hpp"
 #include "runpod_sample_specs.hpp"
 
@@ -69,19 +70,9 @@ Config config_for(const TestHttpServer& server, bool graphql = true) {
   return config;
 }
 
-// Runs one awaitable to completion on a fresh io_context.
 template <typename T>
 T run(asio::awaitable<T> call) {
-  asio::io_context io;
-  std::optional<T> out;
-  asio::co_spawn(
-      io, [&]() -> asio::awaitable<void> { out.emplace(co_await std::move(call)); },
-      [](const std::exception_ptr& error) {
-        if (error) std::rethrow_exception(error);
-      });
-  io.run();
-  REQUIRE(out.has_value());
-  return std::move(*out);
+  return podflow::testing::run_to_completion(std::move(call));
 }
 
 // By value: callers pass the temporary result of run().

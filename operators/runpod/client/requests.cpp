@@ -257,24 +257,7 @@ std::optional<RunPodError> graphql_error(std::string_view call, const net::Respo
 RunPodError network_error(std::string_view call, const net::Failure& failure,
                           std::chrono::milliseconds timeout) {
   RunPodError error;
-  switch (failure.kind) {
-    case net::FailureKind::timeout:
-      error.kind = ErrorKind::timeout;
-      break;
-    case net::FailureKind::cancelled:
-      error.kind = ErrorKind::cancelled;
-      break;
-    case net::FailureKind::bad_url:
-    case net::FailureKind::plain_http:
-    case net::FailureKind::bad_ca_file:
-      error.kind = ErrorKind::bad_input;
-      break;
-    case net::FailureKind::tls_setup:
-    case net::FailureKind::network:
-    case net::FailureKind::body_limit:
-      error.kind = ErrorKind::network;
-      break;
-  }
+  error.kind = net::error_kind(failure.kind);
   error.message = "RunPod " + std::string(call) + " " + failure.describe(timeout);
   return error;
 }
