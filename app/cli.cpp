@@ -192,7 +192,7 @@ int drive_run(const std::function<std::shared_ptr<RunHandle>(Executor&)>& start_
   asio::signal_set signals(pool.get_executor(), SIGINT, SIGTERM);
   // MLflow records of this run and of earlier ones that MLflow did not take yet.
   const auto outbox = mlflow_outbox();
-  outbox->attach(store, pool.get_executor());
+  outbox->attach(store, pool.get_executor(), podflow_home() / "mlflow-outbox.lock");
   outbox->start();
   auto handle = start_run(executor);
   if (!handle) {

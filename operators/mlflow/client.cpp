@@ -62,6 +62,20 @@ bool truncate_chars(std::string& text, std::size_t limit) {
   return false;
 }
 
+// `items` with every value cut to `limit` characters; each cut is described in `warnings`.
+KeyValues cut_values(const KeyValues& items, std::size_t limit, const char* what,
+                     std::vector<std::string>& warnings) {
+  KeyValues out = items;
+  for (auto& [key, value] : out) {
+    if (truncate_chars(value, limit)) {
+      warnings.push_back(std::string(what) + " '" + key + "' was longer than MLflow's limit of " +
+                         std::to_string(limit) + " characters; sent its first " +
+                         std::to_string(limit));
+    }
+  }
+  return out;
+}
+
 // The status MLflow's Python client derives when the body has no error_code (plain-text answers
 // from auth, host checks and proxies).
 std::string code_for_status(unsigned status) {
@@ -235,19 +249,8 @@ Json metric_value(double value) {
 std::vector<Json> batch_bodies(const std::string& run_id, const std::vector<Metric>& metrics,
                                const KeyValues& params, const KeyValues& tags,
                                std::vector<std::string>& warnings) {
-  auto limited = [&](const KeyValues& items, std::size_t limit, const char* what) {
-    KeyValues out = items;
-    for (auto& [key, value] : out) {
-      if (truncate_chars(value, limit)) {
-        warnings.push_back(std::string(what) + " '" + key + "' was longer than MLflow's limit of " +
-                           std::to_string(limit) + " characters; sent its first " +
-                           std::to_string(limit));
-      }
-    }
-    return out;
-  };
-  const KeyValues kept_params = limited(params, kMaxParamValue, "param");
-  const KeyValues kept_tags = limited(tags, kMaxTagValue, "tag");
+  const KeyValues kept_params = cut_values(params, kMaxParamValue, "param", warnings);
+  const KeyValues kept_tags = cut_values(tags, kMaxTagValue, "tag", warnings);
 
   std::vector<Json> bodies;
   std::size_t p = 0;
@@ -349,7 +352,8 @@ asio::awaitable<Result<Json>> Client::call(std::string method, std::string path,
     // Full jitter over the doubling delay, never less than the server's Retry-After.
     std::uniform_int_distribution<long long> jitter(0, delay.count());
     auto wait = std::chrono::milliseconds(jitter(random));
-    if (error->retry_after) wait = std::max(wait, *error->retry_after);
+    if (error->retry_after)
+      wait = std::max(wait, std::min(*error->retry_after, config_.max_backoff));
     if (warn_) {
       warn_(error->message + "; retrying in " + std::to_string(wait.count()) + " ms (" +
             std::to_string(attempt + 1) + " of " + std::to_string(config_.max_retries) + ")");
@@ -419,13 +423,19 @@ asio::awaitable<Result<std::string>> Client::create_run(std::string experiment_i
     if (auto& id = std::get<std::optional<std::string>>(existing); id) co_return *id;
   }
   for (const auto& tag : idempotency_tags) tags.push_back(tag);
+  std::vector<std::string> warnings;
+  tags = cut_values(tags, kMaxTagValue, "tag", warnings);
+  if (warn_) {
+    for (const auto& warning : warnings) warn_(warning);
+  }
   Json body = {{"experiment_id", experiment_id},
                {"start_time", start_time_ms},
                {"tags", key_values_json(tags)}};
   if (!run_name.empty()) body["run_name"] = run_name;
+  const KeyValues no_query;  // named: GCC 12 mishandles braced temporaries in co_await arguments
   // Not through call(): a blind retry of runs/create can make a second run.
   for (int attempt = 0;; ++attempt) {
-    auto created = co_await call_once("POST", "runs/create", body, {});
+    auto created = co_await call_once("POST", "runs/create", body, no_query);
     if (auto* json = std::get_if<Json>(&created)) {
       co_return json->value("run", Json::object())
           .value("info", Json::object())
@@ -434,17 +444,20 @@ asio::awaitable<Result<std::string>> Client::create_run(std::string experiment_i
     const auto error = std::get<MlflowError>(created);
     if (!retried(error) || attempt >= config_.max_retries) co_return error;
     if (warn_) warn_(error.message + "; looking for the run before creating it again");
-    if (!idempotency_tags.empty()) {
-      // The run may exist though the answer was lost.
-      auto existing = co_await find_run(experiment_id, idempotency_tags);
-      if (auto* id = std::get_if<std::optional<std::string>>(&existing); id && *id) co_return **id;
-    }
+    // Wait first: a server that answered late may still be committing the run.
     asio::steady_timer timer(
         co_await asio::this_coro::executor,
-        std::max(error.retry_after.value_or(std::chrono::milliseconds(0)),
-                 std::min(config_.max_backoff, config_.backoff * (1 << attempt))));
+        std::max(
+            std::min(error.retry_after.value_or(std::chrono::milliseconds(0)), config_.max_backoff),
+            std::min(config_.max_backoff, config_.backoff * (1 << attempt))));
     auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
     if (ec) co_return error;
+    if (!idempotency_tags.empty()) {
+      // The run may exist though the answer was lost; without an answer, do not guess.
+      auto existing = co_await find_run(experiment_id, idempotency_tags);
+      if (auto* search_error = std::get_if<MlflowError>(&existing)) co_return *search_error;
+      if (auto& id = std::get<std::optional<std::string>>(existing); id) co_return *id;
+    }
   }
 }
 

@@ -69,7 +69,9 @@ class LogOperator final : public engine::Operator {
     }
 
     Delivery d;
-    d.tracking_uri = tracking_uri;
+    // The server as resolved now: a later process with another MLFLOW_TRACKING_URI still delivers
+    // these records where this run meant them to go.
+    d.tracking_uri = std::get<Config>(config).tracking_uri;
     d.experiment = args.value("experiment", std::string());
     if (d.experiment.empty()) {
       co_return TaskOutcome::failure(ErrorKind::bad_input, "mlflow.log needs an experiment name");

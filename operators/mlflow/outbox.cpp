@@ -1,5 +1,9 @@
 // The MLflow outbox: records are stored before MLflow hears of them and delivered in order, each
 // accepted call recorded, so nothing is lost while MLflow is down and nothing is sent twice.
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -7,6 +11,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <filesystem>
 #include <thread>
 
 #include "podflow/operators/mlflow.hpp"
@@ -35,6 +40,11 @@ std::int64_t now_ms() {
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
+
+// Transient failures are retried this many times (about 8 hours with the background's backoff)
+// before the entry is rejected, so one entry that can never succeed does not block the ones after
+// it forever.
+constexpr int kMaxAttempts = 100;
 
 bool transient(const MlflowError& error) {
   return error.kind == ErrorKind::network || error.kind == ErrorKind::server ||
@@ -104,9 +114,11 @@ DeliveryState delivery_state(const ResourceRecord& entry) {
   return state;
 }
 
-void Outbox::attach(engine::RunStore& store, asio::any_io_executor executor) {
+void Outbox::attach(engine::RunStore& store, asio::any_io_executor executor,
+                    std::filesystem::path lock_path) {
   std::lock_guard lock(mutex_);
   store_ = &store;
+  lock_path_ = std::move(lock_path);
   // A strand: async_commit's wake-up timer must not be touched from two threads at once.
   executor_ = asio::make_strand(std::move(executor));
 }
@@ -193,18 +205,8 @@ asio::awaitable<void> Outbox::background(std::chrono::milliseconds retry_every) 
       {
         std::lock_guard lock(mutex_);
         if (stopped_) co_return;
-        if (in_flight_.contains(entry.name)) {
-          blocked.insert(server);
-          continue;
-        }
-        in_flight_.insert(entry.name);
       }
-      const std::string name = entry.name;
-      const DeliveryState state = co_await deliver_entry(std::move(entry), std::chrono::minutes(2));
-      {
-        std::lock_guard lock(mutex_);
-        in_flight_.erase(name);
-      }
+      const DeliveryState state = co_await claim_and_deliver(entry.name, std::chrono::minutes(2));
       if (!state.delivered && !state.rejected) {
         failed = true;
         blocked.insert(server);
@@ -214,6 +216,10 @@ asio::awaitable<void> Outbox::background(std::chrono::milliseconds retry_every) 
     // the base interval.
     pause = failed ? std::min<std::chrono::milliseconds>(pause * 2, std::chrono::minutes(5))
                    : retry_every;
+    {
+      std::lock_guard lock(mutex_);
+      if (stopped_) co_return;  // a stop() during the deliveries cancelled no wait
+    }
     timer->expires_after(pause);
     co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
   }
@@ -243,12 +249,85 @@ asio::awaitable<DeliveryState> Outbox::deliver(std::string entry_name,
       co_return state;
     }
   }
+  co_return co_await claim_and_deliver(entry_name, deadline);
+}
+
+namespace {
+
+// This installation's delivery lock: one process delivers at a time, so two `podflow run`s sharing
+// PODFLOW_HOME never send one entry twice. Released when the object goes away.
+class DeliveryLock {
+ public:
+  explicit DeliveryLock(const std::filesystem::path& path) {
+    if (path.empty()) {
+      held_ = true;  // no home to share: this process is alone
+      return;
+    }
+    fd_ = ::open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+    held_ = fd_ >= 0 && ::flock(fd_, LOCK_EX | LOCK_NB) == 0;
+  }
+  DeliveryLock(const DeliveryLock&) = delete;
+  DeliveryLock& operator=(const DeliveryLock&) = delete;
+  ~DeliveryLock() {
+    if (fd_ >= 0) ::close(fd_);  // closing releases the lock
+  }
+  bool held() const { return held_; }
+
+ private:
+  int fd_ = -1;
+  bool held_ = false;
+};
+
+}  // namespace
+
+asio::awaitable<DeliveryState> Outbox::claim_and_deliver(std::string entry_name,
+                                                         std::chrono::milliseconds deadline) {
   {
     std::lock_guard lock(mutex_);
-    if (in_flight_.contains(entry_name)) co_return delivery_state(*self);
+    if (in_flight_.contains(entry_name)) {
+      DeliveryState busy;
+      busy.last_error = "being delivered by this process";
+      co_return busy;
+    }
     in_flight_.insert(entry_name);
   }
-  DeliveryState state = co_await deliver_entry(*self, deadline);
+  DeliveryState state;
+  {
+    DeliveryLock lock(lock_path_);
+    // Read again under the lock: another delivery may have moved it on since it was listed.
+    std::optional<ResourceRecord> fresh;
+    engine::ResourceFilter filter;
+    filter.kind = std::string(kOutboxKind);
+    for (auto& entry : store_->list_resources(filter)) {
+      if (entry.name == entry_name) fresh = std::move(entry);
+    }
+    if (!lock.held()) {
+      state = fresh ? delivery_state(*fresh) : DeliveryState{};
+      state.last_error = "another podflow process is delivering MLflow records";
+    } else if (fresh && fresh->state == "pending") {
+      std::string broken;
+      std::optional<DeliveryState> delivered;
+      try {
+        delivered = co_await deliver_entry(*fresh, deadline);
+      } catch (const std::exception& error) {
+        broken = error.what();
+      }
+      if (delivered) {
+        state = *delivered;
+      } else {
+        // A stored entry that cannot be read would fail every later process too: set it aside.
+        fresh->state = "rejected";
+        fresh->detail["last_error"] = "the outbox entry cannot be read: " + broken;
+        fresh->updated_at = now_ms();
+        engine::StoreBatch batch;
+        batch.resources.push_back(*fresh);
+        co_await engine::async_commit(*store_, std::move(batch));
+        state = delivery_state(*fresh);
+      }
+    } else if (fresh) {
+      state = delivery_state(*fresh);
+    }
+  }
   {
     std::lock_guard lock(mutex_);
     in_flight_.erase(entry_name);
@@ -261,29 +340,51 @@ asio::awaitable<DeliveryState> Outbox::deliver_entry(ResourceRecord entry,
   if (!entry.detail.is_object()) entry.detail = Json::object();
   Json& detail = entry.detail;
   const Delivery delivery = delivery_from_json(detail.value("delivery", Json::object()));
-  auto save = [&]() -> asio::awaitable<void> {
+  // One budget for the whole delivery: the task that waits on it must not hold up what follows
+  // (the pod's termination) for long. What is left over stays pending for the background.
+  const auto until = std::chrono::steady_clock::now() + deadline;
+  auto time_left = [&] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(until -
+                                                                 std::chrono::steady_clock::now());
+  };
+  // Progress is only real once stored: a failed save ends this attempt.
+  auto save = [&]() -> asio::awaitable<bool> {
     entry.updated_at = now_ms();
     engine::StoreBatch batch;
     batch.resources.push_back(entry);
-    co_await engine::async_commit(*store_, std::move(batch));
+    co_return !(co_await engine::async_commit(*store_, std::move(batch)));
   };
-  // A failed step: transient errors leave the entry pending for the next attempt; anything else
-  // is MLflow refusing the records for good.
   std::optional<Client> client;
+  // A failed step: transient errors leave the entry pending for the next attempt (until
+  // kMaxAttempts); anything else is MLflow refusing the records for good.
   auto fail = [&](const MlflowError& error) -> asio::awaitable<DeliveryState> {
+    const int attempts = detail.value("attempts", 0) + 1;
+    detail["attempts"] = attempts;
     detail["last_error"] = error.message;
-    detail["attempts"] = detail.value("attempts", 0) + 1;
-    if (!transient(error)) {
+    if (!transient(error) || attempts >= kMaxAttempts) {
       entry.state = "rejected";
-      // A run left RUNNING would look alive forever in MLflow: close it as failed if it exists.
+      if (transient(error)) {
+        detail["last_error"] =
+            "gave up after " + std::to_string(attempts) + " attempts; the last: " + error.message;
+      }
+      // A run podflow created and left RUNNING would look alive forever: close it as failed.
+      // A run the workflow named (run_id) is the user's, and is left as it is.
       const std::string made = detail.value("mlflow_run_id", std::string());
-      if (client && !made.empty()) {
+      if (client && !made.empty() && delivery.run_id.empty()) {
         auto closed = co_await client->update_run(made, "FAILED", now_ms());
         (void)closed;  // best effort: the rejection is what the task reports
       }
     }
     co_await save();
     co_return delivery_state(entry);
+  };
+  auto out_of_time = [&]() -> asio::awaitable<DeliveryState> {
+    MlflowError error;
+    error.kind = ErrorKind::timeout;
+    error.error_code = "DEADLINE";
+    error.message =
+        "MLflow did not take every record within " + std::to_string(deadline.count() / 1000) + " s";
+    co_return co_await fail(error);
   };
 
   auto config = config_from_env(delivery.tracking_uri);
@@ -298,6 +399,7 @@ asio::awaitable<DeliveryState> Outbox::deliver_entry(ResourceRecord entry,
   settings.timeout = std::min(settings.timeout, deadline);
   settings.max_retries = 1;  // the outbox retries whole deliveries itself
   settings.backoff = std::chrono::milliseconds(500);
+  settings.max_backoff = std::chrono::seconds(5);
   client.emplace(settings);
 
   std::string experiment_id = detail.value("experiment_id", std::string());
@@ -306,10 +408,11 @@ asio::awaitable<DeliveryState> Outbox::deliver_entry(ResourceRecord entry,
     if (auto* error = std::get_if<MlflowError>(&got)) co_return co_await fail(*error);
     experiment_id = std::get<std::string>(got);
     detail["experiment_id"] = experiment_id;
-    co_await save();
+    if (!co_await save()) co_return delivery_state(entry);
   }
   std::string run_id = detail.value("mlflow_run_id", delivery.run_id);
   if (run_id.empty()) {
+    if (time_left().count() <= 0) co_return co_await out_of_time();
     auto created = co_await client->create_run(
         experiment_id, delivery.run_name, delivery.start_time_ms, delivery.tags, delivery.identity);
     if (auto* error = std::get_if<MlflowError>(&created)) co_return co_await fail(*error);
@@ -318,27 +421,27 @@ asio::awaitable<DeliveryState> Outbox::deliver_entry(ResourceRecord entry,
   if (detail.value("mlflow_run_id", std::string()) != run_id) {
     detail["mlflow_run_id"] = run_id;
     detail["run_url"] = client->run_url(experiment_id, run_id);
-    co_await save();
+    if (!co_await save()) co_return delivery_state(entry);
   }
 
   // The tags of a run that already existed (run_id given) go in the batches.
   std::vector<std::string> warnings;
   const auto bodies = batch_bodies(run_id, delivery.metrics, delivery.params,
                                    delivery.run_id.empty() ? KeyValues{} : delivery.tags, warnings);
-  if (!warnings.empty() && !detail.contains("warnings")) detail["warnings"] = warnings;
   for (std::size_t done = detail.value("batches_done", std::size_t{0}); done < bodies.size();
        ++done) {
+    if (time_left().count() <= 0) co_return co_await out_of_time();
     auto sent = co_await client->call("POST", "runs/log-batch", bodies[done]);
     if (auto* error = std::get_if<MlflowError>(&sent)) co_return co_await fail(*error);
     detail["batches_done"] = done + 1;
-    co_await save();
+    if (!co_await save()) co_return delivery_state(entry);
   }
-  if (delivery.status != "RUNNING" && !detail.value("finished", false)) {
+  if (delivery.status != "RUNNING") {
+    if (time_left().count() <= 0) co_return co_await out_of_time();
     auto updated = co_await client->update_run(run_id, delivery.status, delivery.end_time_ms);
     if (auto* error = std::get_if<MlflowError>(&updated)) co_return co_await fail(*error);
   }
   // Delivered: keep what the outputs and views need, not the records themselves.
-  detail["finished"] = true;
   detail.erase("delivery");
   detail["server"] = delivery.tracking_uri;
   detail.erase("last_error");

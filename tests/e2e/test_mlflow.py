@@ -9,6 +9,7 @@ import re
 import socket
 import textwrap
 import threading
+import time
 import urllib.parse
 import urllib.request
 
@@ -263,6 +264,10 @@ class OutboxTest(PodflowTestCase):
         self.assertEqual([as_map(c["tags"])["podflow.run_id"] for c in creates], ids)
         for run in runs:
             self.assertEqual(len(history(real, run[0]["info"]["run_id"], "accuracy")), 1)
+        # MLflow ignores an identical batch sent again, so count what was sent: one each.
+        batches = [json.loads(body)["run_id"] for path, body in proxy.requests
+                   if path.endswith("/runs/log-batch")]
+        self.assertEqual(sorted(batches), sorted(r[0]["info"]["run_id"] for r in runs))
         show = self.podflow("runs", "show", ids[0], expect=0).stdout
         self.assertRegex(show, r"mlflow\.outbox \S+ delivered")
 
@@ -271,28 +276,55 @@ class RejectedTest(PodflowTestCase):
     def test_records_mlflow_refuses_fail_the_task_and_close_the_run(self):
         url = mlflow_url()
         self.env["MLFLOW_TRACKING_URI"] = url
-        experiment = mlflow(url, "POST", "experiments/create",
-                            {"name": "rejected-" + os.path.basename(self.dir)})["experiment_id"]
-        existing = mlflow(url, "POST", "runs/create",
-                          {"experiment_id": experiment, "start_time": 1})["run"]["info"]["run_id"]
-        mlflow(url, "POST", "runs/log-parameter",
-               {"run_id": existing, "key": "lr", "value": "0.1"})
+        experiment = "rejected-" + os.path.basename(self.dir)
+        long_key = "k" * 300  # MLflow's keys stop at 250 characters; it never cuts them
         wf = self.write("rejected.yaml", f"""\
             tasks:
               log:
                 operator: mlflow.log
                 with:
-                  experiment: unused
-                  run_id: {existing}
+                  experiment: {experiment}
                   status: FINISHED
-                  params: {{lr: "0.2"}}
+                  params: {{{long_key}: "0.2"}}
             """)
         out = self.podflow("run", wf, expect=1)
         run_id = self.run_id(out.stdout)
         show = self.podflow("runs", "show", run_id, expect=0).stdout
         self.assertIn("error (client): MLflow refused the records", show)
-        self.assertIn("Changing param values is not allowed", show)
+        self.assertIn("INVALID_PARAMETER_VALUE", show)
         self.assertRegex(show, r"mlflow\.outbox \S+ rejected")
-        run = mlflow(url, "GET", "runs/get", query={"run_id": existing})["run"]
-        self.assertEqual(run["info"]["status"], "FAILED")
-        self.assertEqual(as_map(run["data"]["params"])["lr"], "0.1")
+        runs = runs_of(url, experiment, run_id)
+        self.assertEqual(len(runs), 1)
+        self.assertEqual(runs[0]["info"]["status"], "FAILED", "a run left RUNNING looks alive")
+
+
+class HangingMlflowTest(PodflowTestCase):
+    def test_an_mlflow_that_never_answers_holds_the_task_only_for_delivery_timeout(self):
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)  # accepts connections, never answers
+        try:
+            self.env["MLFLOW_TRACKING_URI"] = f"http://127.0.0.1:{listener.getsockname()[1]}"
+            self.env["PODFLOW_OUTBOX_WAIT"] = "0s"
+            wf = self.write("hang.yaml", """\
+                tasks:
+                  log:
+                    operator: mlflow.log
+                    with:
+                      experiment: hang
+                      delivery_timeout: 1s
+                      metrics: {accuracy: 1}
+                  after:
+                    operator: noop
+                    depends: [log]
+                """)
+            began = time.monotonic()
+            out = self.podflow("run", wf, expect=0)
+            self.assertLess(time.monotonic() - began, 20, "the task waited far past delivery_timeout")
+            show = self.podflow("runs", "show", self.run_id(out.stdout), expect=0).stdout
+            self.assertIn('"delivered":false', show)
+            self.assertRegex(show, r"(?m)^after\s+success")
+            logs = self.podflow("runs", "logs", self.run_id(out.stdout), "log", expect=0).stdout
+            self.assertIn("timed out after 1s", logs)
+        finally:
+            listener.close()

@@ -112,6 +112,24 @@ TEST_CASE("MlflowBatches.split within every limit, params and tags first" * doct
   CHECK(warnings.empty());
 }
 
+TEST_CASE("MlflowBatches.large values split by size under 1 MB" * doctest::timeout(10)) {
+  KeyValues params;
+  KeyValues tags;
+  for (int i = 0; i < 100; ++i)
+    params.emplace_back("p" + std::to_string(i), std::string(6000, 'p'));
+  for (int i = 0; i < 100; ++i) tags.emplace_back("t" + std::to_string(i), std::string(5000, 't'));
+  std::vector<std::string> warnings;
+  const auto bodies = batch_bodies("r1", {}, params, tags, warnings);  // 1.1 MB in all
+  REQUIRE(bodies.size() == 2);
+  std::size_t sent = 0;
+  for (const auto& body : bodies) {
+    CHECK(body.dump().size() < 1000 * 1000);
+    sent += body["params"].size() + body["tags"].size();
+  }
+  CHECK(sent == 200);
+  CHECK(warnings.empty());
+}
+
 TEST_CASE("MlflowBatches.long values are cut with a warning; NaN and infinities as strings" *
           doctest::timeout(10)) {
   std::vector<std::string> warnings;
@@ -296,6 +314,57 @@ TEST_CASE(
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("MlflowFaults.a lost experiment creation race reads the winner's experiment" *
+          doctest::timeout(30)) {
+  std::atomic<int> lookups = 0;
+  TestHttpServer server([&](const RecordedRequest& request) {
+    if (request.target.starts_with("/api/2.0/mlflow/experiments/get-by-name")) {
+      if (++lookups == 1) {
+        return std::optional(make_response(
+            404, R"({"error_code":"RESOURCE_DOES_NOT_EXIST","message":"no such experiment"})",
+            "application/json"));
+      }
+      return std::optional(
+          make_response(200, R"({"experiment":{"experiment_id":"7","lifecycle_stage":"active"}})",
+                        "application/json"));
+    }
+    // Another client created it between our lookup and our create.
+    return std::optional(make_response(
+        400,
+        R"({"error_code":"RESOURCE_ALREADY_EXISTS","message":"Experiment(name=x) already exists"})",
+        "application/json"));
+  });
+  Config config;
+  config.tracking_uri = server.url("");
+  CHECK(value_of(run(Client(config).get_or_create_experiment("x"))) == "7");
+  CHECK(lookups == 2);
+}
+
+TEST_CASE("MlflowFaults.a lost runs/create answer with a failing search creates nothing more" *
+          doctest::timeout(30)) {
+  std::atomic<int> creates = 0;
+  TestHttpServer server([&](const RecordedRequest& request) {
+    if (request.target == "/api/2.0/mlflow/runs/search" && creates == 0) {
+      return std::optional(make_response(200, "{}", "application/json"));
+    }
+    if (request.target == "/api/2.0/mlflow/runs/search") {
+      return std::optional(make_response(500, "database is locked"));
+    }
+    ++creates;
+    return std::optional(make_response(504, "Gateway Timeout"));
+  });
+  Config config;
+  config.tracking_uri = server.url("");
+  config.backoff = 10ms;
+  config.max_retries = 3;
+  Client patient(config);
+  // The create may have happened: with the search failing there is no telling, so it stops.
+  const auto error = error_of(run(patient.create_run(
+      "1", "train", now_ms(), {}, {{"podflow.run_id", "r1"}, {"podflow.task", "t"}})));
+  CHECK(creates == 1);
+  CHECK(error.message.find("database is locked") != std::string::npos);
+}
+
 TEST_CASE("MlflowServer.experiments are created once, even when asked twice" *
           doctest::timeout(60)) {
   Client client(real_server());
@@ -304,10 +373,11 @@ TEST_CASE("MlflowServer.experiments are created once, even when asked twice" *
   const auto second = value_of(run(client.get_or_create_experiment(name)));
   CHECK_FALSE(first.empty());
   CHECK(first == second);
-  // A creation race lost to another client is not an error.
-  const std::string raced = unique("podflow-raced");
-  const Json made = value_of(run(client.call("POST", "experiments/create", Json{{"name", raced}})));
-  CHECK(value_of(run(client.get_or_create_experiment(raced))) == made["experiment_id"]);
+  // One made by another client is found, not made again.
+  const std::string theirs = unique("podflow-theirs");
+  const Json made =
+      value_of(run(client.call("POST", "experiments/create", Json{{"name", theirs}})));
+  CHECK(value_of(run(client.get_or_create_experiment(theirs))) == made["experiment_id"]);
 }
 
 TEST_CASE("MlflowServer.a run with tags, params, metric history and final status" *

@@ -4,6 +4,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
+#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -54,7 +55,9 @@ class Outbox : public std::enable_shared_from_this<Outbox> {
  public:
   Outbox() = default;
 
-  void attach(engine::RunStore& store, boost::asio::any_io_executor executor);
+  // `lock_path`: a file in PODFLOW_HOME that processes sharing the store lock while delivering.
+  void attach(engine::RunStore& store, boost::asio::any_io_executor executor,
+              std::filesystem::path lock_path = {});
   // Forgets the store and executor; call after the executor's threads were joined.
   void detach();
   // Starts delivering every pending entry in the background, oldest first, retrying with backoff
@@ -75,12 +78,17 @@ class Outbox : public std::enable_shared_from_this<Outbox> {
 
  private:
   boost::asio::awaitable<void> background(std::chrono::milliseconds retry_every);
+  // Takes the entry (in this process and across processes), reads it again and delivers it if it
+  // is still pending; otherwise returns its state.
+  boost::asio::awaitable<DeliveryState> claim_and_deliver(std::string entry_name,
+                                                          std::chrono::milliseconds deadline);
   // One delivery attempt of one entry: every remaining step, saving progress after each.
   boost::asio::awaitable<DeliveryState> deliver_entry(engine::ResourceRecord entry,
                                                       std::chrono::milliseconds deadline);
   std::vector<engine::ResourceRecord> pending_entries() const;
 
   engine::RunStore* store_ = nullptr;
+  std::filesystem::path lock_path_;
   boost::asio::any_io_executor executor_;
   mutable std::mutex mutex_;
   std::set<std::string> in_flight_;  // entry names being delivered right now
