@@ -615,6 +615,57 @@ class WaitReattachTest(WaitTestBase):
         self.assertEqual(self.live_pods(), [])
 
 
+class WaitStartDeadlineTest(WaitTestBase):
+    # The container takes 1,000 simulated seconds (20 real ones) to start.
+    script = "time_scale: 50\n" + WAIT_GPU + textwrap.dedent("""\
+        pod:
+          provision_seconds: 1
+          start_seconds: 1000
+          on_exit: keep_running
+        """)
+
+    def test_a_pod_that_never_starts_fails_at_start_deadline_and_is_terminated(self):
+        run_id, show = self.run_wait(expect=1, wait_with="start_deadline: 1s")
+        self.assertRegex(show, r"(?m)^wait_runpod\s+failed")
+        self.assertIn("pod never started: no container runtime within 1s", show)
+        self.assertRegex(show, r"(?m)^terminate_runpod\s+success")
+        self.assertEqual(self.live_pods(), [])
+
+
+class GraphqlOffTest(RunPodTest):
+    def test_without_graphql_spot_candidates_are_skipped_and_on_demand_still_works(self):
+        self.env["RUNPOD_GRAPHQL_URL"] = "off"
+        wf = self.write("nographql.yaml", """\
+            tasks:
+              trigger_runpod:
+                operator: runpod.create
+                with:
+                  image: img
+                  terminate_after: 1h
+                  candidates:
+                    - {gpu_type: NVIDIA A40, pricing: spot, bid_per_gpu: 0.3}
+                    - {gpu_type: NVIDIA A40, pricing: on_demand}
+              terminate_runpod:
+                operator: runpod.terminate
+                depends: [trigger_runpod]
+                with: {task: trigger_runpod}
+            """)
+        out = self.podflow("run", wf, expect=0)
+        run_id = self.run_id(out.stdout)
+        logs = self.podflow("runs", "logs", run_id, "trigger_runpod", expect=0).stdout
+        self.assertRegex(logs, r"attempt 1/2 .*skipped, spot pods need RunPod's GraphQL API")
+        self.assertIn("terminate_after needs RunPod's GraphQL API", logs)
+        self.assertRegex(logs, r"attempt 2/2 .*created pod")
+        show = self.podflow("runs", "show", run_id, expect=0).stdout
+        outputs = json.loads(re.search(r"(?m)^  trigger_runpod: (\{.*\})$", show).group(1))
+        self.assertEqual(outputs["api"], "rest")
+        self.assertEqual(outputs["pod_type"], "RESERVED")
+        state = self.sim.state()
+        self.assertFalse([r for r in state["request_counts"] if r.startswith("graphql")],
+                         state["request_counts"])
+        self.assertEqual(self.live_pods(), [])
+
+
 class WaitCostCapTest(WaitTestBase):
     # An hour of pod time per real second: $0.44 a second.
     script = "time_scale: 3600\n" + WAIT_GPU + textwrap.dedent("""\
