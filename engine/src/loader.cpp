@@ -288,12 +288,33 @@ class Loader {
   Loader(std::string_view text, const std::string& path, const OperatorRegistry& operators)
       : text_(text), path_(path), operators_(operators) {}
 
+  // yaml-cpp says what it expected, not what the author got wrong: add the usual causes.
+  std::string yaml_hint(const YAML::Exception& e) const {
+    std::size_t line_start = 0;
+    for (int line = 1; line_start < text_.size(); ++line) {
+      std::size_t end = text_.find('\n', line_start);
+      if (end == std::string_view::npos) end = text_.size();
+      const std::string_view text = text_.substr(line_start, end - line_start);
+      const std::size_t indent = text.find_first_not_of(" \t");
+      if (indent != std::string_view::npos &&
+          text.substr(0, indent).find('\t') != std::string_view::npos && line <= e.mark.line + 1) {
+        return " (line " + std::to_string(line) +
+               " is indented with a tab; YAML allows only spaces for indentation)";
+      }
+      line_start = end + 1;
+    }
+    if (e.msg.find("flow not found") != std::string::npos) {
+      return " (a '{' or '[' opened earlier is not closed, or a quote inside it is not)";
+    }
+    return "";
+  }
+
   LoadResult run() {
     std::vector<YAML::Node> documents;
     try {
       documents = YAML::LoadAll(std::string(text_));
     } catch (const YAML::Exception& e) {
-      error_at(e.mark, "invalid YAML: " + e.msg);
+      error_at(e.mark, "invalid YAML: " + e.msg + yaml_hint(e));
       return finish();
     }
     if (documents.empty() || documents[0].IsNull()) {

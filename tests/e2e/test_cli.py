@@ -355,9 +355,14 @@ class InspectTest(PodflowTestCase):
         # 2026-03-29 is the spring-forward day in Berlin: 02:30 does not exist and fires at 03:00.
         nxt = self.podflow("next", wf, "--after", "2026-03-28T12:00:00Z", "--count", "2",
                            expect=0).stdout.splitlines()
-        self.assertEqual(len(nxt), 2)
-        self.assertTrue(nxt[0].startswith("2026-03-29T01:00:00Z"), nxt)
-        self.assertTrue(nxt[1].startswith("2026-03-30T00:30:00Z"), nxt)
+        self.assertEqual(nxt, ["2026-03-29T01:00:00Z  2026-03-29 03:00:00+02:00 CEST",
+                               "2026-03-30T00:30:00Z  2026-03-30 02:30:00+02:00 CEST"])
+        for bad in (["--count", "0"], ["--after", "yesterday"]):
+            out = self.podflow("next", wf, *bad, expect=2)
+            self.assertIn(bad[0], out.stderr)
+        unscheduled = self.write("u.yaml", "tasks:\n  a: {operator: noop}\n")
+        out = self.podflow("next", unscheduled, expect=2)
+        self.assertIn("has no schedule", out.stderr)
         self.assertIn("podflow", self.podflow("--version", expect=0).stdout)
         helptext = self.podflow("--help", expect=0).stdout
         for command in ("validate", "run", "graph", "next", "runs"):
