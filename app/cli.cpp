@@ -23,6 +23,7 @@
 #include "app/home.hpp"
 #include "app/reap_command.hpp"
 #include "app/runpod_sim_command.hpp"
+#include "app/token_command.hpp"
 #include "podflow/engine/cron.hpp"
 #include "podflow/engine/duration.hpp"
 #include "podflow/engine/executor.hpp"
@@ -663,6 +664,7 @@ int run_cli(int argc, char** argv) {
   runs_logs->callback([&] { exit_code = cmd_runs_logs(logs_run, logs_task, logs_try); });
   add_runpod_sim_command(app, exit_code);
   add_reap_command(app, exit_code);
+  add_token_command(app, exit_code);
 
   try {
     app.parse(argc, argv);

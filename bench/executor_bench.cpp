@@ -93,6 +93,10 @@ class TimedStore final : public RunStore {
   std::vector<MetricPoint> list_metrics(const std::string& r, const std::string& t) const override {
     return inner_.list_metrics(r, t);
   }
+  std::vector<TokenRecord> list_tokens() const override { return inner_.list_tokens(); }
+  std::optional<TokenRecord> find_token(const std::string& hash) const override {
+    return inner_.find_token(hash);
+  }
   bool acquire_lease(const std::string& r, const std::string& o, EpochMillis n, EpochMillis e,
                      Takeover m) override {
     return inner_.acquire_lease(r, o, n, e, m);

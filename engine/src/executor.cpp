@@ -2,7 +2,6 @@
 // caused by one event is committed in one store batch before the tasks it makes ready are started.
 #include "podflow/engine/executor.hpp"
 
-#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -28,6 +27,7 @@
 #include <random>
 #include <sstream>
 
+#include "podflow/engine/digest.hpp"
 #include "podflow/engine/loader.hpp"
 #include "podflow/engine/operator.hpp"
 #include "podflow/engine/task_log.hpp"
@@ -1103,18 +1103,7 @@ class Run final : public RunHandle, public std::enable_shared_from_this<Run> {
   std::shared_future<RunRecord> done_future_;
 };
 
-std::string Run::definition_hash(const std::string& text) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_Digest(text.data(), text.size(), digest, &length, EVP_sha256(), nullptr);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < length; ++i) {
-    out += kHex[digest[i] >> 4];
-    out += kHex[digest[i] & 0xF];
-  }
-  return out;
-}
+std::string Run::definition_hash(const std::string& text) { return sha256_hex(text); }
 
 }  // namespace
 

@@ -93,6 +93,24 @@ class MemoryStore final : public RunStore, private detail::StoreBackend {
     return out;
   }
 
+  std::vector<TokenRecord> list_tokens() const override {
+    std::lock_guard lock(mutex_);
+    std::vector<TokenRecord> out;
+    for (const auto& [id, token] : tokens_) out.push_back(token);
+    std::sort(out.begin(), out.end(), [](const TokenRecord& a, const TokenRecord& b) {
+      return std::tie(a.created_at, a.id) < std::tie(b.created_at, b.id);
+    });
+    return out;
+  }
+
+  std::optional<TokenRecord> find_token(const std::string& hash) const override {
+    std::lock_guard lock(mutex_);
+    for (const auto& [id, token] : tokens_) {
+      if (token.hash == hash) return token;
+    }
+    return std::nullopt;
+  }
+
   std::vector<MetricPoint> list_metrics(const std::string& run_id,
                                         const std::string& task_id) const override {
     std::lock_guard lock(mutex_);
@@ -187,6 +205,7 @@ class MemoryStore final : public RunStore, private detail::StoreBackend {
       metrics_.insert_or_assign(MetricKey{point.run_id, point.task_id, point.name, point.step},
                                 point);
     }
+    for (const auto& token : batch.tokens) tokens_.insert_or_assign(token.id, token);
     for (const auto& lease : batch.leases) {
       const auto it = runs_.find(lease.run_id);
       if (it == runs_.end()) continue;  // like an UPDATE that matches no row
@@ -201,6 +220,7 @@ class MemoryStore final : public RunStore, private detail::StoreBackend {
   std::map<TryKey, TryRecord> tries_;
   std::map<ResourceKey, ResourceRecord> resources_;
   std::map<MetricKey, MetricPoint> metrics_;  // ordered: by run, task, name, step
+  std::map<std::string, TokenRecord> tokens_;
   // Last: its destructor commits what is queued and joins while the maps still exist.
   detail::StoreWriter writer_{*this};
 };

@@ -27,7 +27,7 @@ using detail::make_sqlite_error;
 
 // Schema migrations, oldest first: the database's `PRAGMA user_version` is how many have run.
 // Never edit a step that has shipped; append a new one.
-constexpr std::array<std::string_view, 3> kMigrations{
+constexpr std::array<std::string_view, 4> kMigrations{
     // 1: runs and their task instances.
     R"sql(
 CREATE TABLE runs (
@@ -108,6 +108,17 @@ CREATE TABLE metrics (
   FOREIGN KEY (run_id, task_id) REFERENCES task_instances (run_id, task_id) ON DELETE CASCADE
 ) WITHOUT ROWID;
 )sql",
+    // 4: API tokens of podflow serve, kept as hashes.
+    R"sql(
+CREATE TABLE api_tokens (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  role TEXT NOT NULL,
+  hash TEXT NOT NULL UNIQUE,
+  created_at INTEGER NOT NULL,
+  revoked_at INTEGER NOT NULL
+) WITHOUT ROWID;
+)sql",
 };
 
 // Every statement the store runs more than once; prepared on first use and kept on the connection.
@@ -135,6 +146,9 @@ enum class Sql : std::size_t {
   select_runs_of_workflow,
   select_tasks,
   select_tries,
+  upsert_token,
+  select_tokens,
+  select_token_by_hash,
   count,
 };
 
@@ -147,6 +161,7 @@ enum class Sql : std::size_t {
 #define PODFLOW_RESOURCE_COLUMNS \
   "kind, name, run_id, task_id, try_number, external_id, state, detail, created_at, updated_at"
 #define PODFLOW_METRIC_COLUMNS "run_id, task_id, name, step, value, timestamp"
+#define PODFLOW_TOKEN_COLUMNS "id, name, role, hash, created_at, revoked_at"
 #define PODFLOW_TRY_COLUMNS \
   "run_id, task_id, try_number, state, error_kind, error_message, started_at, ended_at, pid"
 
@@ -205,6 +220,12 @@ constexpr std::array<const char*, static_cast<std::size_t>(Sql::count)> kSql{
     "SELECT " PODFLOW_TASK_COLUMNS " FROM task_instances WHERE run_id = ?1 ORDER BY task_id",
     "SELECT " PODFLOW_TRY_COLUMNS
     " FROM task_tries WHERE run_id = ?1 AND task_id = ?2 ORDER BY try_number",
+    "INSERT INTO api_tokens (" PODFLOW_TOKEN_COLUMNS
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+    " ON CONFLICT (id) DO UPDATE SET name = excluded.name, role = excluded.role,"
+    " hash = excluded.hash, created_at = excluded.created_at, revoked_at = excluded.revoked_at",
+    "SELECT " PODFLOW_TOKEN_COLUMNS " FROM api_tokens ORDER BY created_at, id",
+    "SELECT " PODFLOW_TOKEN_COLUMNS " FROM api_tokens WHERE hash = ?1",
 };
 
 #undef PODFLOW_RUN_COLUMNS
@@ -212,6 +233,7 @@ constexpr std::array<const char*, static_cast<std::size_t>(Sql::count)> kSql{
 #undef PODFLOW_TRY_COLUMNS
 #undef PODFLOW_RESOURCE_COLUMNS
 #undef PODFLOW_METRIC_COLUMNS
+#undef PODFLOW_TOKEN_COLUMNS
 
 struct DbCloser {
   void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
@@ -487,6 +509,28 @@ int upsert(Connection& connection, const MetricPoint& point) {
   return upsert.step();
 }
 
+int upsert(Connection& connection, const TokenRecord& token) {
+  Execution upsert(connection, Sql::upsert_token);
+  upsert.bind(1, token.id);
+  upsert.bind(2, token.name);
+  upsert.bind(3, token.role);
+  upsert.bind(4, token.hash);
+  upsert.bind(5, token.created_at);
+  upsert.bind(6, token.revoked_at);
+  return upsert.step();
+}
+
+TokenRecord read_token(const Execution& row) {
+  TokenRecord token;
+  token.id = row.text(0);
+  token.name = row.text(1);
+  token.role = row.text(2);
+  token.hash = row.text(3);
+  token.created_at = row.integer(4);
+  token.revoked_at = row.integer(5);
+  return token;
+}
+
 int upsert(Connection& connection, const LeaseUpdate& lease) {
   Execution update(connection, Sql::update_lease);
   update.bind(1, lease.run_id);
@@ -520,6 +564,7 @@ int apply(Connection& connection, const StoreBatch& batch) {
   if (rc == SQLITE_DONE) rc = write_all(batch.leases);
   if (rc == SQLITE_DONE) rc = write_all(batch.resources);
   if (rc == SQLITE_DONE) rc = write_all(batch.metrics);
+  if (rc == SQLITE_DONE) rc = write_all(batch.tokens);
   return rc;
 }
 
@@ -659,6 +704,22 @@ class SqliteStore final : public RunStore {
     std::vector<ResourceRecord> resources;
     while (select.step() == SQLITE_ROW) resources.push_back(read_resource(select));
     return resources;
+  }
+
+  std::vector<TokenRecord> list_tokens() const override {
+    std::lock_guard lock(reader_mutex_);
+    Execution select(reader_, Sql::select_tokens);
+    std::vector<TokenRecord> tokens;
+    while (select.step() == SQLITE_ROW) tokens.push_back(read_token(select));
+    return tokens;
+  }
+
+  std::optional<TokenRecord> find_token(const std::string& hash) const override {
+    std::lock_guard lock(reader_mutex_);
+    Execution select(reader_, Sql::select_token_by_hash);
+    select.bind(1, hash);
+    if (select.step() == SQLITE_ROW) return read_token(select);
+    return std::nullopt;
   }
 
   std::vector<MetricPoint> list_metrics(const std::string& run_id,

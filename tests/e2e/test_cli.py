@@ -1,8 +1,10 @@
 """End-to-end tests: run the real podflow binary on workflow files and check what a user observes."""
 
+import hashlib
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -337,6 +339,27 @@ class InterruptTest(PodflowTestCase):
         self.podflow("run", "--resume", run_id, "--param", "token=tok-123456", expect=0)
         with open(seen) as f:
             self.assertEqual(f.read().strip(), "tok-123456")
+
+
+class TokenTest(PodflowTestCase):
+    def test_a_token_is_shown_once_stored_as_a_hash_listed_and_revoked(self):
+        out = self.podflow("token", "create", "--role", "operator", "--name", "ci", expect=0).stdout
+        secret = re.search(r"(?m)^  (pf_[0-9a-f]{40})$", out).group(1)
+        token_id = re.search(r"token (tok_[0-9a-f]{8}) \(operator, ci\)", out).group(1)
+        with sqlite3.connect(os.path.join(self.env["PODFLOW_HOME"], "podflow.db")) as db:
+            rows = db.execute("SELECT id, role, hash, revoked_at FROM api_tokens").fetchall()
+            dump = "\n".join(db.iterdump())
+        self.assertEqual(rows, [(token_id, "operator", hashlib.sha256(secret.encode()).hexdigest(), 0)])
+        self.assertNotIn(secret, dump)
+        listing = self.podflow("token", "list", expect=0).stdout
+        self.assertRegex(listing, rf"(?m)^{token_id}\s+operator\s+\S+Z\s+-\s+ci$")
+        self.assertNotIn(secret, listing)
+        self.assertIn("revoked", self.podflow("token", "revoke", token_id, expect=0).stdout)
+        self.assertRegex(self.podflow("token", "list", expect=0).stdout,
+                         rf"(?m)^{token_id}\s+operator\s+\S+Z\s+\S+Z\s+ci$")
+        self.assertIn("viewer, operator or admin",
+                      self.podflow("token", "create", "--role", "root", expect=2).stderr)
+        self.assertIn("no token 'tok_nope'", self.podflow("token", "revoke", "tok_nope", expect=2).stderr)
 
 
 class InspectTest(PodflowTestCase):

@@ -505,6 +505,34 @@ TEST_CASE_TEMPLATE("Store.resources_are_kept_by_kind_and_name" * doctest::timeou
   CHECK(store->list_resources(other_kind).empty());
 }
 
+TEST_CASE_TEMPLATE("Store.tokens_are_kept_by_id_and_found_by_hash" * doctest::timeout(10), Factory,
+                   SqliteFactory, MemoryFactory) {
+  Factory factory;
+  auto store = factory.open();
+  TokenRecord ci{"tok_00000002", "ci", "operator", std::string(64, 'b'), 20, 0};
+  TokenRecord laptop{"tok_00000001", "laptop", "admin", std::string(64, 'a'), 10, 0};
+  StoreBatch made;
+  made.tokens = {ci, laptop};
+  REQUIRE_FALSE(commit(*store, made));
+  auto listed = store->list_tokens();
+  REQUIRE(listed.size() == 2);
+  CHECK(listed[0].id == "tok_00000001");  // oldest first
+  CHECK(listed[1].name == "ci");
+  CHECK(listed[1].role == "operator");
+  auto found = store->find_token(std::string(64, 'b'));
+  REQUIRE(found);
+  CHECK(found->id == "tok_00000002");
+  CHECK(found->revoked_at == 0);
+  CHECK_FALSE(store->find_token(std::string(64, 'c')));
+  // Revoking is an upsert of the same id with revoked_at set; the row stays for the record.
+  ci.revoked_at = 30;
+  StoreBatch revoked;
+  revoked.tokens = {ci};
+  REQUIRE_FALSE(commit(*store, revoked));
+  CHECK(store->find_token(std::string(64, 'b'))->revoked_at == 30);
+  CHECK(store->list_tokens().size() == 2);
+}
+
 TEST_CASE_TEMPLATE("Store.metric_points_need_their_task_and_replace_by_step" * doctest::timeout(10),
                    Factory, SqliteFactory, MemoryFactory) {
   Factory factory;
@@ -664,6 +692,11 @@ TEST_CASE("SqliteStore.migrates_a_version_1_database" * doctest::timeout(10)) {
   CHECK(store->get_run("old")->owner == "me");
   REQUIRE_FALSE(commit(*store, batch_of({}, {}, {make_try("old", "fit", 1)})));
   CHECK(store->get_tries("old", "fit").size() == 1);
+  // And what version 4 added.
+  StoreBatch token;
+  token.tokens = {TokenRecord{"tok_1", "old", "viewer", "h", 1, 0}};
+  REQUIRE_FALSE(commit(*store, token));
+  CHECK(store->list_tokens().size() == 1);
 }
 
 TEST_CASE("SqliteStore.refuses_a_newer_schema" * doctest::timeout(10)) {

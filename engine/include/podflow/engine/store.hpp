@@ -95,6 +95,17 @@ struct MetricPoint {
   EpochMillis timestamp = 0;
 };
 
+// An API token of `podflow serve`. Only the SHA-256 of its secret is kept: the secret is shown
+// once, when it is made.
+struct TokenRecord {
+  std::string id;    // public, for list and revoke: "tok_" + 8 hex digits
+  std::string name;  // what the user called it
+  std::string role;  // viewer, operator or admin
+  std::string hash;  // hex SHA-256 of the secret
+  EpochMillis created_at = 0;
+  EpochMillis revoked_at = 0;  // 0 while it is valid
+};
+
 struct LeaseUpdate {
   std::string run_id;
   std::string owner;
@@ -110,6 +121,7 @@ struct StoreBatch {
   std::vector<LeaseUpdate> leases;
   std::vector<ResourceRecord> resources;  // upserts by (kind, name)
   std::vector<MetricPoint> metrics;       // upserts by (run, task, name, step); need their task
+  std::vector<TokenRecord> tokens;        // upserts by id
   // Fencing: when set, the batch applies only while `fence_run` is owned by `fence_owner` (or does
   // not exist yet); otherwise it fails with StoreErrc::lease_lost and changes nothing. A process
   // that was paused past its lease can then never overwrite the run another process took over.
@@ -117,7 +129,7 @@ struct StoreBatch {
   std::string fence_owner;
   bool empty() const {
     return runs.empty() && tasks.empty() && tries.empty() && leases.empty() && resources.empty() &&
-           metrics.empty();
+           metrics.empty() && tokens.empty();
   }
 };
 
@@ -153,6 +165,11 @@ class RunStore {
   // By metric name, then step.
   virtual std::vector<MetricPoint> list_metrics(const std::string& run_id,
                                                 const std::string& task_id) const = 0;
+
+  // Oldest first, revoked ones included.
+  virtual std::vector<TokenRecord> list_tokens() const = 0;
+  // The token whose secret hashes to `hash`, revoked or not (the caller checks revoked_at).
+  virtual std::optional<TokenRecord> find_token(const std::string& hash) const = 0;
 
   // Takes ownership of a run when it has no owner, its lease expired before `now`, or `force` is
   // set. Returns false (and changes nothing) when another owner holds a live lease. Synchronous:
