@@ -23,6 +23,7 @@
 #include "app/home.hpp"
 #include "app/reap_command.hpp"
 #include "app/runpod_sim_command.hpp"
+#include "app/serve_command.hpp"
 #include "app/token_command.hpp"
 #include "podflow/engine/cron.hpp"
 #include "podflow/engine/duration.hpp"
@@ -665,6 +666,7 @@ int run_cli(int argc, char** argv) {
   add_runpod_sim_command(app, exit_code);
   add_reap_command(app, exit_code);
   add_token_command(app, exit_code);
+  add_serve_command(app, exit_code);
 
   try {
     app.parse(argc, argv);

@@ -19,9 +19,7 @@ constexpr int kExitOk = 0;
 constexpr int kExitFailed = 1;
 constexpr int kExitBadInput = 2;
 
-engine::EpochMillis now_ms() {
-  return engine::to_epoch_millis(std::chrono::system_clock::now());
-}
+engine::EpochMillis now_ms() { return engine::to_epoch_millis(std::chrono::system_clock::now()); }
 
 int commit(engine::RunStore& store, engine::TokenRecord token) {
   engine::StoreBatch batch;
@@ -85,8 +83,8 @@ int revoke(const std::string& id) {
   for (auto token : store->list_tokens()) {
     if (token.id != id) continue;
     if (token.revoked_at != 0) {
-      std::cout << "token " << id << " was already revoked at " << engine::format_utc(token.revoked_at)
-                << "\n";
+      std::cout << "token " << id << " was already revoked at "
+                << engine::format_utc(token.revoked_at) << "\n";
       return kExitOk;
     }
     token.revoked_at = now_ms();
