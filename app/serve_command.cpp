@@ -48,9 +48,8 @@ int serve(const ServeArgs& args) {
   web::ServerOptions options;
   const auto colon = args.listen.rfind(':');
   char* end = nullptr;
-  const long port = colon == std::string::npos
-                        ? -1
-                        : std::strtol(args.listen.c_str() + colon + 1, &end, 10);
+  const long port =
+      colon == std::string::npos ? -1 : std::strtol(args.listen.c_str() + colon + 1, &end, 10);
   if (colon == std::string::npos || *end != '\0' || port < 0 || port > 65535) {
     std::cerr << "podflow serve: --listen wants ADDRESS:PORT, e.g. 127.0.0.1:8080, got '"
               << args.listen << "'\n";
@@ -60,7 +59,8 @@ int serve(const ServeArgs& args) {
   options.port = static_cast<std::uint16_t>(port);
   options.allowed_hosts = args.allowed_hosts;
   options.insecure_no_auth = args.insecure_no_auth;
-  if (auto timeout = engine::parse_duration(args.request_timeout); timeout && timeout->count() > 0) {
+  if (auto timeout = engine::parse_duration(args.request_timeout);
+      timeout && timeout->count() > 0) {
     options.request_timeout = *timeout;
   } else {
     std::cerr << "podflow serve: --request-timeout wants a duration such as 30s, got '"

@@ -61,8 +61,8 @@ std::map<std::string, std::string> query_of(const std::string& target) {
   std::size_t start = 0;
   while (start <= rest.size()) {
     const auto amp = rest.find('&', start);
-    const std::string pair = rest.substr(start, amp == std::string::npos ? std::string::npos
-                                                                          : amp - start);
+    const std::string pair =
+        rest.substr(start, amp == std::string::npos ? std::string::npos : amp - start);
     const auto eq = pair.find('=');
     if (!pair.empty()) {
       out[pair.substr(0, eq)] = eq == std::string::npos ? "" : pair.substr(eq + 1);
@@ -86,15 +86,12 @@ Json run_json(const engine::RunRecord& run) {
 }
 
 Json task_json(const engine::TaskRecord& task) {
-  return Json{{"task_id", task.task_id},
-              {"state", std::string(engine::to_string(task.state))},
-              {"try_number", task.try_number},
-              {"max_tries", task.max_tries},
-              {"error_kind", task.error_kind},
-              {"error_message", task.error_message},
-              {"outputs", task.outputs},
-              {"started_at", task.started_at},
-              {"ended_at", task.ended_at}};
+  return Json{
+      {"task_id", task.task_id},       {"state", std::string(engine::to_string(task.state))},
+      {"try_number", task.try_number}, {"max_tries", task.max_tries},
+      {"error_kind", task.error_kind}, {"error_message", task.error_message},
+      {"outputs", task.outputs},       {"started_at", task.started_at},
+      {"ended_at", task.ended_at}};
 }
 
 Response route(const Request& request, const Backend& backend) {

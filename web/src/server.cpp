@@ -1,4 +1,7 @@
-// The Boost.Beast server: accept loop, keep-alive sessions with size and time limits, graceful stop.
+// The Boost.Beast server: accept loop, keep-alive sessions with size and time limits, graceful
+// stop.
+#include "podflow/web/server.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -10,8 +13,6 @@
 #include <iostream>
 #include <set>
 #include <thread>
-
-#include "podflow/web/server.hpp"
 
 namespace podflow::web {
 

@@ -39,7 +39,7 @@ struct ServerOptions {
 
 struct Request {
   std::string method;
-  std::string target;  // path and query
+  std::string target;                          // path and query
   std::map<std::string, std::string> headers;  // lower-case names
   std::string body;
 };
