@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "podflow/engine/digest.hpp"
 #include "podflow/operators/mlflow.hpp"
 
 namespace podflow::mlflow {
@@ -291,16 +292,29 @@ asio::awaitable<DeliveryState> Outbox::claim_and_deliver(std::string entry_name,
     }
     in_flight_.insert(entry_name);
   }
-  DeliveryState state;
-  {
-    DeliveryLock lock(lock_path_);
-    // Read again under the lock: another delivery may have moved it on since it was listed.
-    std::optional<ResourceRecord> fresh;
+  auto read_entry = [&] {
+    std::optional<ResourceRecord> found;
     engine::ResourceFilter filter;
     filter.kind = std::string(kOutboxKind);
     for (auto& entry : store_->list_resources(filter)) {
-      if (entry.name == entry_name) fresh = std::move(entry);
+      if (entry.name == entry_name) found = std::move(entry);
     }
+    return found;
+  };
+  // One lock per MLflow server: a server that is down never delays deliveries to another one.
+  std::filesystem::path lock_path;
+  if (const auto listed = read_entry(); listed && !lock_path_.empty()) {
+    const std::string server =
+        listed->detail.is_object()
+            ? listed->detail.value("delivery", Json::object()).value("tracking_uri", std::string())
+            : std::string();
+    lock_path = lock_path_.string() + "." + engine::sha256_hex(server).substr(0, 16);
+  }
+  DeliveryState state;
+  {
+    DeliveryLock lock(lock_path);
+    // Read again under the lock: another delivery may have moved it on since it was listed.
+    std::optional<ResourceRecord> fresh = read_entry();
     if (!lock.held()) {
       state = fresh ? delivery_state(*fresh) : DeliveryState{};
       state.last_error = "another podflow process is delivering MLflow records";

@@ -326,5 +326,20 @@ class HangingMlflowTest(PodflowTestCase):
             self.assertRegex(show, r"(?m)^after\s+success")
             logs = self.podflow("runs", "logs", self.run_id(out.stdout), "log", expect=0).stdout
             self.assertIn("timed out after 1s", logs)
+
+            # The next run sends to a working server: its records go straight through although
+            # this process's background is stuck on the hanging server's pending entry.
+            self.env["MLFLOW_TRACKING_URI"] = mlflow_url()
+            good = self.write("good.yaml", """\
+                tasks:
+                  log:
+                    operator: mlflow.log
+                    with:
+                      experiment: hang-neighbour
+                      metrics: {accuracy: 1}
+                """)
+            out = self.podflow("run", good, expect=0)
+            show = self.podflow("runs", "show", self.run_id(out.stdout), expect=0).stdout
+            self.assertIn('"delivered":true', show)
         finally:
             listener.close()

@@ -55,7 +55,8 @@ class Outbox : public std::enable_shared_from_this<Outbox> {
  public:
   Outbox() = default;
 
-  // `lock_path`: a file in PODFLOW_HOME that processes sharing the store lock while delivering.
+  // `lock_path`: where processes sharing the store lock while delivering (one file per MLflow
+  // server, named after it).
   void attach(engine::RunStore& store, boost::asio::any_io_executor executor,
               std::filesystem::path lock_path = {});
   // Forgets the store and executor; call after the executor's threads were joined.
