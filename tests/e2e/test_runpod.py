@@ -575,9 +575,12 @@ class WaitReattachTest(WaitTestBase):
         db_path = os.path.join(self.env["PODFLOW_HOME"], "podflow.db")
         if not os.path.exists(db_path):
             return []
-        with sqlite3.connect(db_path) as db:
-            return [step for step, in db.execute(
-                "SELECT step FROM metrics WHERE name = 'loss' ORDER BY step")]
+        try:
+            with sqlite3.connect(db_path) as db:
+                return [step for step, in db.execute(
+                    "SELECT step FROM metrics WHERE name = 'loss' ORDER BY step")]
+        except sqlite3.OperationalError:
+            return []  # podflow is still creating the schema
 
     def test_a_resumed_wait_continues_the_stream_without_repeating_a_point(self):
         wf = self.write("wait.yaml", WAIT_WORKFLOW.format(
