@@ -53,6 +53,12 @@ bool transient(const MlflowError& error) {
          error.kind == ErrorKind::auth || error.kind == ErrorKind::cancelled;
 }
 
+// The MLflow server an entry is bound for (fixed when it was written).
+std::string server_of(const ResourceRecord& entry) {
+  if (!entry.detail.is_object()) return {};
+  return entry.detail.value("delivery", Json::object()).value("tracking_uri", std::string());
+}
+
 }  // namespace
 
 Json to_json(const Delivery& d) {
@@ -141,6 +147,15 @@ std::vector<ResourceRecord> Outbox::pending_entries() const {
   return out;  // oldest first
 }
 
+std::optional<ResourceRecord> Outbox::find_entry(const std::string& name) const {
+  engine::ResourceFilter filter;
+  filter.kind = std::string(kOutboxKind);
+  for (auto& entry : store_->list_resources(filter)) {
+    if (entry.name == name) return std::move(entry);
+  }
+  return std::nullopt;
+}
+
 std::size_t Outbox::pending(const std::string& run_id) const {
   if (store_ == nullptr) return 0;
   std::size_t count = 0;
@@ -161,11 +176,10 @@ std::size_t Outbox::wait_for_run(const std::string& run_id,
 }
 
 void Outbox::start(std::chrono::milliseconds retry_every) {
-  auto timer = std::make_shared<asio::steady_timer>(executor_);
   {
     std::lock_guard lock(mutex_);
     stopped_ = false;
-    wake_ = timer;
+    wake_ = std::make_shared<asio::steady_timer>(executor_);
   }
   asio::co_spawn(executor_, background(retry_every), [](const std::exception_ptr& error) {
     if (error) std::rethrow_exception(error);  // a bug: it must not pass silently
@@ -173,23 +187,20 @@ void Outbox::start(std::chrono::milliseconds retry_every) {
 }
 
 void Outbox::stop() {
-  std::shared_ptr<void> wake;
+  std::shared_ptr<asio::steady_timer> timer;
   {
     std::lock_guard lock(mutex_);
     stopped_ = true;
-    wake = std::move(wake_);
+    timer = std::move(wake_);
   }
-  if (wake) {
-    auto timer = std::static_pointer_cast<asio::steady_timer>(wake);
-    asio::post(timer->get_executor(), [timer] { timer->cancel(); });
-  }
+  if (timer) asio::post(timer->get_executor(), [timer] { timer->cancel(); });
 }
 
 asio::awaitable<void> Outbox::background(std::chrono::milliseconds retry_every) {
   std::shared_ptr<asio::steady_timer> timer;
   {
     std::lock_guard lock(mutex_);
-    timer = std::static_pointer_cast<asio::steady_timer>(wake_);
+    timer = wake_;
   }
   auto pause = retry_every;
   for (;;) {
@@ -200,14 +211,14 @@ asio::awaitable<void> Outbox::background(std::chrono::milliseconds retry_every) 
     bool failed = false;
     std::set<std::string> blocked;  // servers with an older entry still pending: keep the order
     for (auto& entry : pending_entries()) {
-      const std::string server =
-          entry.detail.value("delivery", Json::object()).value("tracking_uri", std::string());
+      const std::string server = server_of(entry);
       if (blocked.contains(server)) continue;
       {
         std::lock_guard lock(mutex_);
         if (stopped_) co_return;
       }
-      const DeliveryState state = co_await claim_and_deliver(entry.name, std::chrono::minutes(2));
+      const DeliveryState state =
+          co_await claim_and_deliver(entry.name, server, std::chrono::minutes(2));
       if (!state.delivered && !state.rejected) {
         failed = true;
         blocked.insert(server);
@@ -233,30 +244,25 @@ asio::awaitable<DeliveryState> Outbox::deliver(std::string entry_name,
                            [&](const ResourceRecord& e) { return e.name == entry_name; });
   if (self == entries.end()) {
     // Delivered or rejected already (a rerun of a task that finished its delivery).
-    engine::ResourceFilter filter;
-    filter.kind = std::string(kOutboxKind);
-    for (const auto& entry : store_->list_resources(filter)) {
-      if (entry.name == entry_name) co_return delivery_state(entry);
-    }
-    co_return DeliveryState{};
+    const auto entry = find_entry(entry_name);
+    co_return entry ? delivery_state(*entry) : DeliveryState{};
   }
-  const std::string server =
-      self->detail.value("delivery", Json::object()).value("tracking_uri", std::string());
+  const std::string server = server_of(*self);
   for (auto it = entries.begin(); it != self; ++it) {
-    if (it->detail.value("delivery", Json::object()).value("tracking_uri", std::string()) ==
-        server) {
+    if (server_of(*it) == server) {
       DeliveryState state = delivery_state(*self);
       state.last_error = "an older MLflow record for the same server is still pending";
       co_return state;
     }
   }
-  co_return co_await claim_and_deliver(entry_name, deadline);
+  co_return co_await claim_and_deliver(entry_name, server, deadline);
 }
 
 namespace {
 
-// This installation's delivery lock: one process delivers at a time, so two `podflow run`s sharing
-// PODFLOW_HOME never send one entry twice. Released when the object goes away.
+// This installation's delivery lock for one MLflow server: one process delivers to it at a time,
+// so two `podflow run`s sharing PODFLOW_HOME never send one entry twice. Released when the object
+// goes away.
 class DeliveryLock {
  public:
   explicit DeliveryLock(const std::filesystem::path& path) {
@@ -281,7 +287,7 @@ class DeliveryLock {
 
 }  // namespace
 
-asio::awaitable<DeliveryState> Outbox::claim_and_deliver(std::string entry_name,
+asio::awaitable<DeliveryState> Outbox::claim_and_deliver(std::string entry_name, std::string server,
                                                          std::chrono::milliseconds deadline) {
   {
     std::lock_guard lock(mutex_);
@@ -292,29 +298,16 @@ asio::awaitable<DeliveryState> Outbox::claim_and_deliver(std::string entry_name,
     }
     in_flight_.insert(entry_name);
   }
-  auto read_entry = [&] {
-    std::optional<ResourceRecord> found;
-    engine::ResourceFilter filter;
-    filter.kind = std::string(kOutboxKind);
-    for (auto& entry : store_->list_resources(filter)) {
-      if (entry.name == entry_name) found = std::move(entry);
-    }
-    return found;
-  };
   // One lock per MLflow server: a server that is down never delays deliveries to another one.
-  std::filesystem::path lock_path;
-  if (const auto listed = read_entry(); listed && !lock_path_.empty()) {
-    const std::string server =
-        listed->detail.is_object()
-            ? listed->detail.value("delivery", Json::object()).value("tracking_uri", std::string())
-            : std::string();
-    lock_path = lock_path_.string() + "." + engine::sha256_hex(server).substr(0, 16);
-  }
+  const std::filesystem::path lock_path =
+      lock_path_.empty() ? std::filesystem::path()
+                         : std::filesystem::path(lock_path_.string() + "." +
+                                                 engine::sha256_hex(server).substr(0, 16));
   DeliveryState state;
   {
     DeliveryLock lock(lock_path);
-    // Read again under the lock: another delivery may have moved it on since it was listed.
-    std::optional<ResourceRecord> fresh = read_entry();
+    // Read under the lock: another delivery may have moved it on since it was listed.
+    std::optional<ResourceRecord> fresh = find_entry(entry_name);
     if (!lock.held()) {
       state = fresh ? delivery_state(*fresh) : DeliveryState{};
       state.last_error = "another podflow process is delivering MLflow records";

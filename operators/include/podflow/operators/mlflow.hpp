@@ -3,6 +3,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <filesystem>
 #include <memory>
@@ -82,7 +83,9 @@ class Outbox : public std::enable_shared_from_this<Outbox> {
   // Takes the entry (in this process and across processes), reads it again and delivers it if it
   // is still pending; otherwise returns its state.
   boost::asio::awaitable<DeliveryState> claim_and_deliver(std::string entry_name,
+                                                          std::string server,
                                                           std::chrono::milliseconds deadline);
+  std::optional<engine::ResourceRecord> find_entry(const std::string& name) const;
   // One delivery attempt of one entry: every remaining step, saving progress after each.
   boost::asio::awaitable<DeliveryState> deliver_entry(engine::ResourceRecord entry,
                                                       std::chrono::milliseconds deadline);
@@ -94,7 +97,8 @@ class Outbox : public std::enable_shared_from_this<Outbox> {
   mutable std::mutex mutex_;
   std::set<std::string> in_flight_;  // entry names being delivered right now
   bool stopped_ = false;
-  std::shared_ptr<void> wake_;  // the background loop's timer, cancelled by stop()
+  std::shared_ptr<boost::asio::steady_timer>
+      wake_;  // the background loop's timer; stop() cancels it
 };
 
 // mlflow.log, delivering through `outbox` (which app/ attaches to the run store).
