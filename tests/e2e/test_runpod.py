@@ -278,6 +278,22 @@ class CreateTest(RunPodTest):
         self.assertEqual(self.live_pods(), [])
 
 
+# A create with tries to spare, and a terminate that ends whatever it made.
+RETRIED_CREATE = """\
+tasks:
+  trigger_runpod:
+    operator: runpod.create
+    retries: 3
+    retry_delay: 10ms
+    with: {image: img, gpu_type: NVIDIA A40}
+  terminate_runpod:
+    operator: runpod.terminate
+    depends: [trigger_runpod]
+    trigger_rule: all_done
+    with: {task: trigger_runpod}
+"""
+
+
 class LostCreateAnswerTest(RunPodTest):
     # The pod is created but the answer is a 500: podflow must find it by name, not make another.
     script = SCRIPT + textwrap.dedent("""\
@@ -289,19 +305,7 @@ class LostCreateAnswerTest(RunPodTest):
         """)
 
     def test_a_500_on_create_never_makes_a_second_pod(self):
-        wf = self.write("lost.yaml", """\
-            tasks:
-              trigger_runpod:
-                operator: runpod.create
-                retries: 2
-                retry_delay: 10ms
-                with: {image: img, gpu_type: NVIDIA A40}
-              terminate_runpod:
-                operator: runpod.terminate
-                depends: [trigger_runpod]
-                trigger_rule: all_done
-                with: {task: trigger_runpod}
-            """)
+        wf = self.write("lost.yaml", RETRIED_CREATE)
         out = self.podflow("run", wf, expect=0)
         self.assertEqual(len(self.sim.state()["pods"]), 1)
         self.assertEqual(self.live_pods(), [])
@@ -325,19 +329,7 @@ class LostLookupTest(RunPodTest):
         """)
 
     def test_a_failed_look_up_never_makes_a_second_pod(self):
-        wf = self.write("lookup.yaml", """\
-            tasks:
-              trigger_runpod:
-                operator: runpod.create
-                retries: 3
-                retry_delay: 10ms
-                with: {image: img, gpu_type: NVIDIA A40}
-              terminate_runpod:
-                operator: runpod.terminate
-                depends: [trigger_runpod]
-                trigger_rule: all_done
-                with: {task: trigger_runpod}
-            """)
+        wf = self.write("lookup.yaml", RETRIED_CREATE)
         out = self.podflow("run", wf, expect=0)
         run_id = self.run_id(out.stdout)
         pods = self.sim.state()["pods"]
