@@ -62,20 +62,6 @@ bool truncate_chars(std::string& text, std::size_t limit) {
   return false;
 }
 
-// `items` with every value cut to `limit` characters; each cut is described in `warnings`.
-KeyValues cut_values(const KeyValues& items, std::size_t limit, const char* what,
-                     std::vector<std::string>& warnings) {
-  KeyValues out = items;
-  for (auto& [key, value] : out) {
-    if (truncate_chars(value, limit)) {
-      warnings.push_back(std::string(what) + " '" + key + "' was longer than MLflow's limit of " +
-                         std::to_string(limit) + " characters; sent its first " +
-                         std::to_string(limit));
-    }
-  }
-  return out;
-}
-
 // The status MLflow's Python client derives when the body has no error_code (plain-text answers
 // from auth, host checks and proxies).
 std::string code_for_status(unsigned status) {
@@ -244,6 +230,19 @@ Json metric_value(double value) {
   if (std::isnan(value)) return "NaN";
   if (std::isinf(value)) return value > 0 ? "Infinity" : "-Infinity";
   return value;
+}
+
+KeyValues cut_values(const KeyValues& items, std::size_t limit, const char* what,
+                     std::vector<std::string>& warnings) {
+  KeyValues out = items;
+  for (auto& [key, value] : out) {
+    if (truncate_chars(value, limit)) {
+      warnings.push_back(std::string(what) + " '" + key + "' was longer than MLflow's limit of " +
+                         std::to_string(limit) + " characters; sent its first " +
+                         std::to_string(limit));
+    }
+  }
+  return out;
 }
 
 std::vector<Json> batch_bodies(const std::string& run_id, const std::vector<Metric>& metrics,

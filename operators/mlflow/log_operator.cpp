@@ -139,8 +139,10 @@ class LogOperator final : public engine::Operator {
       d.metrics.push_back({key, value.get<double>(), now, 0});
     }
     d.end_time_ms = now;
-    std::vector<std::string> warnings;  // values MLflow would refuse are cut: say which
-    (void)batch_bodies("", d.metrics, d.params, d.tags, warnings);
+    // Values MLflow would refuse are cut once, here, where the task log can say which.
+    std::vector<std::string> warnings;
+    d.params = cut_values(d.params, kMaxParamValue, "param", warnings);
+    d.tags = cut_values(d.tags, kMaxTagValue, "tag", warnings);
     for (const auto& warning : warnings) log("warning: " + warning);
 
     // Durable before MLflow hears of it. A rerun keeps what an earlier try already delivered.

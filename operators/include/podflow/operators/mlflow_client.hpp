@@ -64,6 +64,11 @@ inline constexpr std::size_t kMaxBatchBytes = 900 * 1024;  // under the document
 inline constexpr std::size_t kMaxParamValue = 6000;
 inline constexpr std::size_t kMaxTagValue = 5000;  // experiment tags; run tags allow 8000
 
+// `items` with every value cut to `limit` characters (as MLflow counts them); each cut is described
+// in `warnings`.
+KeyValues cut_values(const KeyValues& items, std::size_t limit, const char* what,
+                     std::vector<std::string>& warnings);
+
 // The runs/log-batch bodies for one run, each within every limit: params and tags first (100 of
 // each), metrics filling the rest, as MLflow's Python client splits them. Over-long param and tag
 // values are cut at a character boundary; each cut is described in `warnings`.
